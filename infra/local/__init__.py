@@ -1,0 +1,1 @@
+"""Real Linux hosts on one machine: systemd-nspawn containers on a bridge, driven over SSH."""
