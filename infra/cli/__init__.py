@@ -1,0 +1,5 @@
+"""`stand`: the project's driver. Every command takes --json and then prints exactly one JSON object."""
+
+from infra.cli.app import app
+
+__all__ = ["app"]

@@ -1,0 +1,19 @@
+"""The `stand` command tree. Commands live in small modules; this file only wires them."""
+
+from __future__ import annotations
+
+import typer
+
+from infra.cli import check_cmd, sizing_cmds
+
+app = typer.Typer(
+    name="stand",
+    help="Self-hosted LLM stands: size, cost, check, plan, bring up and test them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("size")(sizing_cmds.size)
+app.command("cost")(sizing_cmds.cost_cmd)
+app.command("payback")(sizing_cmds.payback_cmd)
+app.command("check")(check_cmd.check)
