@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.cli import check_cmd, sizing_cmds
+from infra.cli import check_cmd, local_cmds, mirror_cmd, sizing_cmds
 
 app = typer.Typer(
     name="stand",
@@ -17,3 +17,7 @@ app.command("size")(sizing_cmds.size)
 app.command("cost")(sizing_cmds.cost_cmd)
 app.command("payback")(sizing_cmds.payback_cmd)
 app.command("check")(check_cmd.check)
+app.command("up")(local_cmds.up)
+app.command("status")(local_cmds.status)
+app.command("down")(local_cmds.down)
+app.command("mirror")(mirror_cmd.mirror)

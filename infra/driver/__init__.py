@@ -1,0 +1,1 @@
+"""The driver: brings stands up and down, runs playbooks, reports progress."""

@@ -1,0 +1,89 @@
+"""Run a playbook with ansible-runner: one progress line per task, the recap as data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from infra.config.loader import REPO_ROOT
+
+
+@dataclass
+class PlaybookResult:
+    rc: int
+    status: str
+    changed: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # "host: task: message"
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and self.status == "successful"
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+class PlaybookFailed(RuntimeError):
+    def __init__(self, result: PlaybookResult, playbook: str):
+        self.result = result
+        detail = "\n".join(f"  - {f}" for f in result.failures) or f"  status {result.status}, rc {result.rc}"
+        super().__init__(f"{playbook} failed:\n{detail}")
+
+
+def run_playbook(
+    playbook: str,
+    *,
+    inventory: Path,
+    private_dir: Path,
+    limit: str | None = None,
+    env: dict[str, str] | None = None,
+    extravars: dict | None = None,
+    on_line: Callable[[str], None] = lambda _: None,
+    timeout: int = 3600,
+) -> PlaybookResult:
+    """Run playbooks/<playbook> against an inventory. Never raises for a failed play: check .ok."""
+    import ansible_runner  # heavy import, only for commands that run playbooks
+
+    result = PlaybookResult(rc=-1, status="unknown")
+
+    def on_event(event: dict) -> bool:
+        data = event.get("event_data", {})
+        kind = event.get("event")
+        if kind == "playbook_on_play_start":
+            on_line(f"play: {data.get('play', '')}")
+        elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
+            on_line(f"  task: {data.get('task', '')}")
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            res = data.get("res", {})
+            msg = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
+            result.failures.append(f"{data.get('host')}: {data.get('task')}: {str(msg).strip()[:2000]}")
+        elif kind == "playbook_on_stats":
+            result.changed = {host: n for host, n in (data.get("changed") or {}).items()}
+        return True
+
+    private_dir.mkdir(parents=True, exist_ok=True)
+    run = ansible_runner.run(
+        private_data_dir=str(private_dir),
+        project_dir=str(REPO_ROOT),
+        playbook=str(REPO_ROOT / "playbooks" / playbook),
+        inventory=str(inventory),
+        limit=limit,
+        extravars=extravars or {},
+        envvars={"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"), **(env or {})},
+        event_handler=on_event,
+        quiet=True,
+        timeout=timeout,
+        # Artifacts carry task output, which can include rendered secrets: keep none.
+        rotate_artifacts=1,
+    )
+    result.rc, result.status = run.rc, run.status
+    return result
+
+
+def ansible_env() -> dict[str, str]:
+    """The venv's bin first, so ansible-runner finds the ansible-playbook that belongs to this project."""
+    venv_bin = str(Path(os.sys.executable).parent)
+    return {"PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
