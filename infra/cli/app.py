@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.cli import check_cmd, local_cmds, mirror_cmd, sizing_cmds
+from infra.cli import check_cmd, local_cmds, mirror_cmd, plan_cmd, sizing_cmds
 
 app = typer.Typer(
     name="stand",
@@ -21,3 +21,4 @@ app.command("up")(local_cmds.up)
 app.command("status")(local_cmds.status)
 app.command("down")(local_cmds.down)
 app.command("mirror")(mirror_cmd.mirror)
+app.command("plan")(plan_cmd.plan)

@@ -146,7 +146,7 @@ ReportPage: acng-report.html
         if self.running:
             return
         if not shutil.which("apt-cacher-ng"):
-            raise PrerequisiteError("apt-cacher-ng missing: run scripts/setup-host-packages.sh")
+            raise PrerequisiteError("apt-cacher-ng missing: run scripts/setup (it installs apt-cacher-ng)")
         self._write_config()
         progress(f"apt-cacher-ng: starting on {self.url}")
         self.daemon.start(ready=(self.address, PORT), timeout=30)

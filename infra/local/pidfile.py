@@ -4,6 +4,7 @@
     d.start(ready=8333)          # or ready=("10.213.0.1", 3142), or ready=callable -> bool
     d.running, d.pid
     d.stop()                     # SIGTERM, then SIGKILL of its process group after a timeout
+    d.wait(timeout)              # exit code, for a process this object started (e.g. a build)
 
 Files: STATE_DIR/NAME.pid ("PID STARTTIME") and STATE_DIR/NAME.log (stdout+stderr, appended).
 The start time (from /proc/PID/stat) guards against PID reuse: a PID file whose process has
@@ -18,10 +19,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, Union
 
-Ready = Union[None, int, tuple[str, int], Callable[[], bool]]
+Ready = None | int | tuple[str, int] | Callable[[], bool]
 
 
 class DaemonError(RuntimeError):
@@ -71,6 +72,7 @@ class Daemon:
         self.cwd = cwd
         self.pid_path = self.state_dir / f"{name}.pid"
         self.log_path = self.state_dir / f"{name}.log"
+        self._proc: subprocess.Popen | None = None  # set when this object started it
 
     # -- state -------------------------------------------------------------------------------
 
@@ -88,7 +90,10 @@ class Daemon:
         if entry is None:
             return None
         pid, start = entry
-        _reap(pid)
+        if self._proc is not None and self._proc.pid == pid:
+            self._proc.poll()  # reap through Popen so wait() keeps the exit code
+        else:
+            _reap(pid)
         stat = _proc_stat(pid)
         if stat is None or stat[1] != start or stat[0] in ("Z", "X"):
             return None
@@ -132,6 +137,7 @@ class Daemon:
                 cwd=self.cwd,
                 start_new_session=True,  # own session/group: survives our terminal, killable as a group
             )
+        self._proc = proc
         stat = _proc_stat(proc.pid)
         tmp = self.pid_path.with_suffix(".pid.tmp")
         tmp.write_text(f"{proc.pid} {stat[1] if stat else 0}\n")
@@ -142,6 +148,15 @@ class Daemon:
             self.stop(timeout=5)
             raise
         return proc.pid
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Exit code of a process this object started, or None if still running after timeout."""
+        if self._proc is None:
+            raise DaemonError(f"{self.name}: wait() needs the process to be started by this object")
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _wait_ready(self, proc: subprocess.Popen, ready: Ready, timeout: float) -> None:
         check = _ready_check(ready)

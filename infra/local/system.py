@@ -11,8 +11,8 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class CommandError(RuntimeError):
