@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.cli import check_cmd, local_cmds, mirror_cmd, plan_cmd, sizing_cmds
+from infra.cli import backend_cmd, check_cmd, local_cmds, mirror_cmd, plan_cmd, sizing_cmds
 
 app = typer.Typer(
     name="stand",
@@ -22,3 +22,4 @@ app.command("status")(local_cmds.status)
 app.command("down")(local_cmds.down)
 app.command("mirror")(mirror_cmd.mirror)
 app.command("plan")(plan_cmd.plan)
+app.add_typer(backend_cmd.backend_app, name="backend")

@@ -144,7 +144,7 @@ def write_outputs(layout: LocalLayout, endpoint) -> dict:
         "mirror": {"bucket": stand.mirror_bucket, "endpoint": endpoint.url,
                    "access_key": endpoint.access_key, "secret_key": endpoint.secret_key},
         "wheelhouse_url": f"http://{layout.gateway_address}:{_wheelhouse_server(layout).port}",
-        "ssh_private_key": str(layout.state / "hosts" / "id_ed25519"),
+        "ssh_private_key": str(layout.state / "hosts" / "ssh" / "id_ed25519"),  # LocalHosts.ssh_keypair()
         "fallback_endpoint": None,
     }
     tmp = layout.outputs_file.with_suffix(".tmp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.config.model import Stand
-from infra.driver.outputs import read_outputs
+from infra.ansible_vars import read_outputs
 from infra.driver.progress import Phases
 
 
@@ -13,7 +13,11 @@ def mirror(stand: Stand, source: str, prefix: str | None, phases: Phases) -> dic
     from infra.artifacts import model as model_art
     from infra.artifacts import s3
 
-    mirror_out = read_outputs(stand.stack)["mirror"]
+    outputs = read_outputs(stand)
+    mirror_out = (outputs or {}).get("mirror") or {}
+    if not mirror_out.get("access_key"):
+        raise RuntimeError(f"{stand.stack} has no mirror credentials yet: bring the stand up first "
+                           f"(stand up {stand.stack}, or pulumi up -s {stand.stack})")
     endpoint = s3.S3Endpoint(mirror_out["endpoint"], mirror_out["access_key"], mirror_out["secret_key"])
     target = prefix or default_prefix(stand, source)
     with phases.phase(f"prepare {source}"):
