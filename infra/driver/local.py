@@ -36,7 +36,8 @@ class LocalLayout:
 
     @property
     def bridge(self) -> str:
-        return f"llms-{self.stand.stack}"[:15]  # Linux interface names stop at 15 characters
+        # LocalHosts derives machine, veth and netns names from it: 1-12 letters and digits.
+        return ("llms" + "".join(c for c in self.stand.stack if c.isalnum()))[:12]
 
     @property
     def gateway_address(self) -> str:
@@ -112,7 +113,9 @@ def up(stand: Stand, phases: Phases) -> dict:
         exclude = wheelhouse.VLLM_CPU_EXCLUDE if stand.hosts.engine.device == "cpu" else ()
         house = wheelhouse.fill(layout.wheelhouse_dir, engine_requirements(stand), name="engine", exclude=exclude,
                                 extra_index_url=stand.artifacts.pip_index_url)
-        phases.detail(f"wheelhouse: {len(house.wheels)} wheels, {house.size / 1e6:,.0f} MB")
+        tools = wheelhouse.fill(layout.wheelhouse_dir, list(wheelhouse.WEIGHTS_TOOLS), name="weights")
+        phases.detail(f"wheelhouse: {len(house.wheels) + len(tools.wheels)} wheels, "
+                      f"{(house.size + tools.size) / 1e6:,.0f} MB")
         phases.detail(f"HTTP wheelhouse {_wheelhouse_server(layout).start()}")
 
     with phases.phase(f"model mirror: {stand.model.served_name} -> s3://{stand.mirror_bucket}/{layout.model_prefix}"):

@@ -301,6 +301,9 @@ class LocalHosts:
             "--register=no", "--keep-unit",
             "--resolv-conf=off", "--timezone=off", "--link-journal=no",
             f"--network-namespace-path={net.NETNS_DIR / ns}",
+            # nspawn grants CAP_NET_ADMIN only with --private-network; the host has its own
+            # namespace, so this lets it load its own firewall (nft), as a VM would.
+            "--capability=CAP_NET_ADMIN",
         ]
         # nspawn locks the image as locks/inode-DEV:INO and leaves the file behind: note its name.
         st = merged.stat()
