@@ -41,6 +41,7 @@ def load_stand(name_or_path: str | Path, *, check: bool = True) -> Stand:
         known = ", ".join(sorted(stack_name(p) for p in STACKS_DIR.glob("Pulumi.*.yaml")))
         raise StandConfigError(source, [Problem("stack", f"no stack file {path}", f"use one of: {known}")])
     stand = parse_stand(_read_config(path), stack_name(path), source)
+    stand._source = path.resolve()
     if check:
         from infra.config.checks import check_stand
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from infra.config.secrets import SecretRef
 
@@ -207,6 +209,11 @@ class Stand(Strict):
     artifacts: ArtifactsSpec = ArtifactsSpec()
     kubernetes: KubernetesSpec = KubernetesSpec()
     cost: CostSpec = CostSpec()
+    _source: Path | None = PrivateAttr(None)  # the stack file it was read from
+
+    @property
+    def source_file(self) -> Path | None:
+        return self._source
 
     @property
     def is_cloud(self) -> bool:

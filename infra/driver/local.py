@@ -128,6 +128,7 @@ def up(stand: Stand, phases: Phases) -> dict:
         if not result.ok:
             raise PlaybookFailed(result, "site.yml")
         phases.detail(f"changed: {result.total_changed}")
+        outputs["site_changed"] = result.changed
 
     with phases.phase("smoke: a real chat completion"):
         outputs["answer"] = chat(stand, "In one sentence: what is a GPU?")
@@ -161,7 +162,7 @@ def run_site(stand: Stand, phases: Phases, *, limit: str | None = None):
     layout = LocalLayout(stand)
     return run_playbook(
         "site.yml", inventory=INVENTORY_FILE, private_dir=layout.state / "ansible-runner",
-        limit=limit or stand.stack, env={**ansible_env(), "STAND_STACKS": stand.stack},
+        limit=limit or stand.stack, env={**ansible_env(), "STAND_STACKS": str(stand.source_file or stand.stack)},
         on_line=phases.detail,
     )
 

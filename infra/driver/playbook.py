@@ -14,12 +14,14 @@ from infra.config.loader import REPO_ROOT
 class PlaybookResult:
     rc: int
     status: str
-    changed: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)  # every host the play reached
+    handlers: list[str] = field(default_factory=list)  # handlers that ran (restarts)
     failures: list[str] = field(default_factory=list)  # "host: task: message"
 
     @property
     def ok(self) -> bool:
-        return self.rc == 0 and self.status == "successful"
+        # A limit that matches no host "succeeds" with an empty recap: that is a failure here.
+        return self.rc == 0 and self.status == "successful" and bool(self.changed)
 
     @property
     def total_changed(self) -> int:
@@ -29,7 +31,8 @@ class PlaybookResult:
 class PlaybookFailed(RuntimeError):
     def __init__(self, result: PlaybookResult, playbook: str):
         self.result = result
-        detail = "\n".join(f"  - {f}" for f in result.failures) or f"  status {result.status}, rc {result.rc}"
+        detail = "\n".join(f"  - {f}" for f in result.failures) or (
+            f"  status {result.status}, rc {result.rc}" if result.changed else "  no host matched the inventory limit")
         super().__init__(f"{playbook} failed:\n{detail}")
 
 
@@ -60,8 +63,13 @@ def run_playbook(
             res = data.get("res", {})
             msg = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
             result.failures.append(f"{data.get('host')}: {data.get('task')}: {str(msg).strip()[:2000]}")
+        elif kind == "playbook_on_handler_task_start":
+            result.handlers.append(data.get("task", ""))
+            on_line(f"  handler: {data.get('task', '')}")
         elif kind == "playbook_on_stats":
-            result.changed = {host: n for host, n in (data.get("changed") or {}).items()}
+            # Each of these maps only the hosts with a non-zero count: their union is every host.
+            counts = [data.get(k) or {} for k in ("ok", "changed", "failures", "dark", "skipped")]
+            result.changed = {h: (data.get("changed") or {}).get(h, 0) for h in sorted(set().union(*counts))}
         return True
 
     private_dir.mkdir(parents=True, exist_ok=True)
