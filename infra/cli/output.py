@@ -26,7 +26,7 @@ def fail(message: str, *, as_json: bool, code: int = EXIT_INVALID, problems: lis
     if as_json:
         emit_json({"ok": False, "error": message, "problems": problems or []})
     else:
-        errors.print(f"[bold red]error:[/] {message}", highlight=False)
+        errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # greppable: no wrapping
         for p in problems or []:
             errors.print(f"  - [bold]{p['field']}[/]: {p['message']}", highlight=False)
             if p.get("fix"):
