@@ -69,7 +69,7 @@ def plot(cold: dict[str, float], warm: dict[str, float], path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("no plot: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        print("no plot: matplotlib is not installed (pip install -e .[bench])", file=sys.stderr)
         return
     names = [n.split(":")[0] for n in cold]
     xs = range(len(names))
