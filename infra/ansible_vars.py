@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import catalog
 from infra.artifacts.wheelhouse import WEIGHTS_TOOLS
-from infra.config.loader import REPO_ROOT, load_stand
+from infra.config.loader import REPO_ROOT, STACKS_DIR, load_stand
 from infra.config.model import CLOUDS, PlannedHost, Stand
 from infra.config.secrets import SecretRef, resolve
 from infra.paths import state_dir
@@ -265,22 +265,25 @@ def eager_resolver(stand: Stand, outputs: dict | None = None) -> SecretResolver:
 
 def lookup_resolver(stand: Stand) -> SecretResolver:
     """A template that resolves the secret when a task uses it (see plugins/lookup/)."""
+    # A stack file outside stacks/ (`stand up path/Pulumi.x.yaml`) is found again only by its path.
+    source = stand.source_file
+    stack = str(source) if source is not None and source.parent != STACKS_DIR else stand.stack
 
     def resolver(path: str, ref: SecretRef | None) -> str:
-        return "{{ lookup('%s', '%s', stack='%s') }}" % (LOOKUP, path, stand.stack)
+        return "{{ lookup('%s', '%s', stack='%s') }}" % (LOOKUP, path, stack)
 
     return resolver
 
 
 def resolve_secret(stack: str, path: str) -> str:
-    """What the lookup plugin calls: the value of one secret path of a stack."""
+    """What the lookup plugin calls: the value of one secret path of a stack (name or file path)."""
     stand = load_stand(stack, check=False)
     if path.startswith("outputs."):
         return _output_secret(stand, None, path)
     refs = secret_paths(stand)
     if path not in refs:
         raise KeyError(f"{stack}: no secret at {path}; secrets of this stand: {', '.join(refs)}")
-    return resolve(refs[path], path=path, stack=stack, state_dir=state_dir(stack))
+    return resolve(refs[path], path=path, stack=stand.stack, state_dir=state_dir(stand.stack))
 
 
 def _output_secret(stand: Stand, outputs: dict | None, path: str) -> str:

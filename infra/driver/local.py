@@ -129,6 +129,7 @@ def up(stand: Stand, phases: Phases) -> dict:
             raise PlaybookFailed(result, "site.yml")
         phases.detail(f"changed: {result.total_changed}")
         outputs["site_changed"] = result.changed
+        outputs["site_handlers"] = result.handlers  # restarts; none on a converged re-run
 
     with phases.phase("smoke: a real chat completion"):
         outputs["answer"] = chat(stand, "In one sentence: what is a GPU?")
@@ -158,12 +159,12 @@ def write_outputs(layout: LocalLayout, endpoint) -> dict:
     return outputs
 
 
-def run_site(stand: Stand, phases: Phases, *, limit: str | None = None):
+def run_site(stand: Stand, phases: Phases, *, limit: str | None = None, extravars: dict | None = None):
     layout = LocalLayout(stand)
     return run_playbook(
         "site.yml", inventory=INVENTORY_FILE, private_dir=layout.state / "ansible-runner",
         limit=limit or stand.stack, env={**ansible_env(), "STAND_STACKS": str(stand.source_file or stand.stack)},
-        on_line=phases.detail,
+        extravars=extravars, on_line=phases.detail,
     )
 
 
