@@ -57,15 +57,17 @@ def run_playbook(
         kind = event.get("event")
         if kind == "playbook_on_play_start":
             on_line(f"play: {data.get('play', '')}")
-        elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
+        elif kind == "playbook_on_task_start" and data.get("is_conditional"):
+            # ansible-runner reports a handler's start as a task start with is_conditional set
+            # (it never emits playbook_on_handler_task_start).
+            result.handlers.append(data.get("task", ""))
+            on_line(f"  handler: {data.get('task', '')}")
+        elif kind == "playbook_on_task_start":
             on_line(f"  task: {data.get('task', '')}")
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             res = data.get("res", {})
             msg = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
             result.failures.append(f"{data.get('host')}: {data.get('task')}: {str(msg).strip()[:2000]}")
-        elif kind == "playbook_on_handler_task_start":
-            result.handlers.append(data.get("task", ""))
-            on_line(f"  handler: {data.get('task', '')}")
         elif kind == "playbook_on_stats":
             # Each of these maps only the hosts with a non-zero count: their union is every host.
             counts = [data.get(k) or {} for k in ("ok", "changed", "failures", "dark", "skipped")]
@@ -73,6 +75,11 @@ def run_playbook(
         return True
 
     private_dir.mkdir(parents=True, exist_ok=True)
+    # ansible-runner reads env/extravars and env/envvars of the private dir on every run, over
+    # what is passed here: a file left by an earlier run (older versions of this function let
+    # ansible-runner write them) would replay its variables. Nothing is written there now.
+    for stale in ("extravars", "envvars"):
+        (private_dir / "env" / stale).unlink(missing_ok=True)
     run = ansible_runner.run(
         private_data_dir=str(private_dir),
         project_dir=str(REPO_ROOT),
@@ -86,6 +93,8 @@ def run_playbook(
         timeout=timeout,
         # Artifacts carry task output, which can include rendered secrets: keep none.
         rotate_artifacts=1,
+        # Variables and environment go on the command line only, never into files under env/.
+        suppress_env_files=True,
     )
     result.rc, result.status = run.rc, run.status
     return result

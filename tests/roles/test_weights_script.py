@@ -1,7 +1,7 @@
 """The model_weights role's sync script (roles/model_weights/files/llm_stands_weights.py) against a
 real S3 server (seaweedfs on 127.0.0.1, signatures checked). No hosts needed: fast.
 
-The same script runs on the hosts in tests/roles/test_engine.py; here its edge cases are covered:
+The same script runs on the hosts in tests/roles/tests/stand/test_local_stand.py; here its edge cases are covered:
 resume, reuse between versions, corrupted/missing files named, atomic activation, pruning.
 """
 
