@@ -11,7 +11,7 @@ from rich.console import Console
 
 @dataclass
 class Phases:
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    console: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
     timings: dict[str, float] = field(default_factory=dict)
     quiet: bool = False
 
