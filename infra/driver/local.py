@@ -202,10 +202,27 @@ def status(stand: Stand) -> dict:
     }
 
 
+def close_ssh_masters(stand: Stand) -> None:
+    """Ask Ansible's SSH master connections to the stand's hosts to exit (they persist for minutes).
+
+    The control socket path is ansible.cfg's; ssh computes the same %C hash from host, port and user.
+    """
+    import configparser
+    import subprocess
+
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(REPO_ROOT / "ansible.cfg")
+    control_dir = cfg.get("ssh_connection", "control_path_dir", fallback="~/.ansible/cp")
+    for host in stand.planned_hosts():
+        subprocess.run(["ssh", "-o", f"ControlPath={Path(control_dir).expanduser()}/%C", "-O", "exit",
+                        f"{host.ssh_user}@{host.address}"], capture_output=True, timeout=10, check=False)
+
+
 def down(stand: Stand, phases: Phases) -> None:
     """Remove everything `up` created: hosts, bridge, services, state. Caches stay for the next `up`."""
     layout = LocalLayout(stand)
     with phases.phase("hosts"):
+        close_ssh_masters(stand)
         _hosts(layout, phases).down()
     with phases.phase("artifact store"):
         _wheelhouse_server(layout).stop()
