@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import catalog
 from infra.artifacts.wheelhouse import WEIGHTS_TOOLS
+from infra.cloud.common import mirror_endpoint  # one rule for clouds and Ansible
 from infra.config.loader import REPO_ROOT, STACKS_DIR, load_stand
 from infra.config.model import CLOUDS, PlannedHost, Stand
 from infra.config.secrets import SecretRef, resolve
@@ -151,13 +152,6 @@ def _mirror_keys(stand: Stand) -> tuple[str | None, str | None]:
         return None, None
     prefix = f"LLM_STANDS_{stand.stack.upper().replace('-', '_')}_MIRROR"
     return os.environ.get(f"{prefix}_ACCESS_KEY"), os.environ.get(f"{prefix}_SECRET_KEY")
-
-
-def mirror_endpoint(stand: Stand) -> str | None:
-    if stand.artifacts.endpoint:
-        return stand.artifacts.endpoint
-    clouds = catalog.load().clouds
-    return clouds[stand.target].storage_endpoint if stand.target in clouds else None
 
 
 def _fallback_endpoint(stand: Stand) -> str | None:

@@ -137,20 +137,19 @@ def up(stand: Stand, phases: Phases) -> dict:
 
 
 def write_outputs(layout: LocalLayout, endpoint) -> dict:
-    """The stack outputs (same contract as the Pulumi program), read by the inventory plugin."""
-    stand = layout.stand
-    outputs = {
-        "stand": stand.stack,
-        "target": stand.target,
-        "hosts": [{"name": h.name, "roles": list(h.roles), "private_address": str(h.address),
-                   "public_address": None, "gpus": h.gpus, "gpu": None if h.gpus == 0 else stand.hosts.engine.gpu,
-                   "ssh_user": h.ssh_user} for h in stand.planned_hosts()],
+    """The stack outputs (the Pulumi program's contract), read by the inventory plugin.
+
+    The model's own outputs, plus what only the running local stand knows: the S3 keys, the
+    wheelhouse and the SSH key. Clients talk to the engine until the gateway exists.
+    """
+    from infra.ansible_vars import outputs_from_model
+
+    outputs = outputs_from_model(layout.stand) | {
         "gateway_endpoint": layout.engine_url(),
-        "mirror": {"bucket": stand.mirror_bucket, "endpoint": endpoint.url,
+        "mirror": {"bucket": layout.stand.mirror_bucket, "endpoint": endpoint.url,
                    "access_key": endpoint.access_key, "secret_key": endpoint.secret_key},
         "wheelhouse_url": f"http://{layout.gateway_address}:{_wheelhouse_server(layout).port}",
         "ssh_private_key": str(layout.state / "hosts" / "ssh" / "id_ed25519"),  # LocalHosts.ssh_keypair()
-        "fallback_endpoint": None,
     }
     tmp = layout.outputs_file.with_suffix(".tmp")
     tmp.touch(mode=0o600)

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from infra.local.pidfile import port_open
 
 from .conftest import REPO, SUBNET, stand_cli
 
@@ -62,14 +63,6 @@ def main_pid(host) -> int:
 def healthy(e2e) -> bool:
     try:
         return http("GET", f"{e2e.base_url}/health", timeout=5)[0] == 200
-    except OSError:
-        return False
-
-
-def port_open(address: str, port: int, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
     except OSError:
         return False
 
@@ -148,8 +141,8 @@ def test_firewall_drops_ports_not_opened(up, host):
         # From inside the host it answers (loopback traffic is accepted)...
         assert host.run(f"python3 -c \"import urllib.request; urllib.request.urlopen('http://{up.address}:9999/', timeout=5)\"").rc == 0
         # ...from the control machine it is dropped, while the engine port is open.
-        assert not port_open(up.address, 9999)
-        assert port_open(up.address, 8000)
+        assert not port_open(up.address, 9999, timeout=3.0)
+        assert port_open(up.address, 8000, timeout=3.0)
     finally:
         host.run(f"systemctl stop {probe}")
 
