@@ -12,7 +12,6 @@ import glob
 import os
 import re
 import shutil
-import subprocess
 
 DOCUMENTATION = r"""
 module: nvidia_driver_plan
