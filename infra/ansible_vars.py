@@ -24,7 +24,6 @@ printed by ``ansible-inventory`` nor written anywhere by the inventory.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from infra.artifacts.wheelhouse import WEIGHTS_TOOLS
 from infra.cloud.common import mirror_endpoint  # one rule for clouds and Ansible
 from infra.config.loader import REPO_ROOT, STACKS_DIR, load_stand
 from infra.config.model import CLOUDS, PlannedHost, Stand
-from infra.config.secrets import SecretRef, resolve
+from infra.config.secrets import SecretRef, SecretUnavailable, resolve
 from infra.paths import state_dir
 
 OUTPUTS_FILE = "outputs.json"
@@ -142,7 +141,7 @@ def _host_dict(stand: Stand, planned: PlannedHost) -> dict:
 
 
 def _mirror_keys(stand: Stand) -> tuple[str | None, str | None]:
-    """Keys of a non-cloud stand's mirror: the local S3 server's, or the environment's (onprem)."""
+    """Keys of a non-cloud stand's mirror: the local S3 server's, or the model's (onprem); None if unset."""
     if stand.target == "local":
         # infra.artifacts.seaweed.SeaweedServer(state_dir(stack)) keeps them here.
         creds = state_dir(stand.stack) / "seaweedfs" / "credentials.json"
@@ -150,8 +149,17 @@ def _mirror_keys(stand: Stand) -> tuple[str | None, str | None]:
             data = json.loads(creds.read_text())
             return data["access_key"], data["secret_key"]
         return None, None
-    prefix = f"LLM_STANDS_{stand.stack.upper().replace('-', '_')}_MIRROR"
-    return os.environ.get(f"{prefix}_ACCESS_KEY"), os.environ.get(f"{prefix}_SECRET_KEY")
+    return tuple(_try_resolve(stand, f"artifacts.{name}") for name in ("access_key", "secret_key"))
+
+
+def _try_resolve(stand: Stand, path: str) -> str | None:
+    ref = secret_paths(stand).get(path)
+    if ref is None:
+        return None
+    try:
+        return resolve(ref, path=path, stack=stand.stack, state_dir=state_dir(stand.stack))
+    except SecretUnavailable:
+        return None  # said by _output_secret when a task needs it
 
 
 def _fallback_endpoint(stand: Stand) -> str | None:
@@ -287,10 +295,22 @@ def _output_secret(stand: Stand, outputs: dict | None, path: str) -> str:
     value = output_value(outputs, path.removeprefix("outputs."))
     if not value:
         hint = ("start the local stand's S3 server (stand up local)" if stand.target == "local" else
-                f"export LLM_STANDS_{stand.stack.upper().replace('-', '_')}_MIRROR_ACCESS_KEY and _SECRET_KEY"
-                if stand.target == "onprem" else f"run pulumi up -s {stand.stack}")
+                _unresolved(stand, f"artifacts.{path.rsplit('.', 1)[-1]}") if stand.target == "onprem" else
+                f"run pulumi up -s {stand.stack}")
         raise OutputsError(f"{stand.stack}: stack output {path.removeprefix('outputs.')} is empty: {hint}")
     return value
+
+
+def _unresolved(stand: Stand, path: str) -> str:
+    """Why a secret of the model has no value: the resolver's own words (which env var, which CLI)."""
+    ref = secret_paths(stand).get(path)
+    if ref is None:
+        return f"set {path} in the stack"
+    try:
+        resolve(ref, path=path, stack=stand.stack, state_dir=state_dir(stand.stack))
+    except SecretUnavailable as exc:
+        return str(exc)
+    return f"{path} resolved only now: run again"
 
 
 # -- variables -----------------------------------------------------------------------------------

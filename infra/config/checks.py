@@ -151,6 +151,14 @@ def _licence(stand: Stand) -> list[Problem]:
 
 
 def _sources(stand: Stand) -> list[Problem]:
+    keys = stand.artifacts.access_key, stand.artifacts.secret_key
+    if stand.target == "onprem" and None in keys:
+        return [Problem(field("artifacts.access_key"), "an onprem mirror needs its S3 access_key and secret_key",
+                        "set both, e.g. {env: MIRROR_ACCESS_KEY}, or as Pulumi secrets")]
+    if stand.target != "onprem" and keys != (None, None):
+        who = "the local S3 server generates" if stand.target == "local" else "Pulumi creates"
+        return [Problem(field("artifacts.access_key"), f"{who} the mirror's keys for a {stand.target} stand",
+                        "remove artifacts.access_key and artifacts.secret_key")]
     if stand.artifacts.offline and stand.model.source.startswith("hf://"):
         return [Problem(field("model.source"), "offline hosts cannot download from Hugging Face",
                         f"mirror it (stand mirror {stand.stack} DIR) and use s3://{stand.mirror_bucket}/<prefix>, "

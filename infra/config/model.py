@@ -180,6 +180,8 @@ class ArtifactsSpec(Strict):
     bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
     endpoint: str | None = Field(None, description="S3 endpoint; the cloud's Object Storage if unset")
     pip_index_url: str | None = Field(None, description="index for torch's wheels when filling the wheelhouse")
+    access_key: SecretRef | None = Field(None, description="onprem: S3 key of your mirror (clouds: Pulumi creates one)")
+    secret_key: SecretRef | None = None
 
 
 class KubernetesSpec(Strict):

@@ -142,3 +142,17 @@ def test_console_script_prints_no_traceback(variant):
 ])
 def test_cross_field_problems(variant, stand_json, change, field):
     assert [p["field"] for p in problems_of(stand_json, variant("prod", change))] == [field]
+
+
+def test_onprem_mirror_needs_its_keys(variant, stand_json):
+    path = variant("onprem", lambda c: c["llm-stands:artifacts"].pop("secret_key"))
+    (p,) = problems_of(stand_json, path)
+    assert p["field"] == "llm-stands:artifacts.access_key" and "access_key and secret_key" in p["message"]
+
+
+def test_cloud_mirror_keys_come_from_pulumi(variant, stand_json):
+    def keys(c):
+        c["llm-stands:artifacts"] = {"access_key": {"env": "A"}, "secret_key": {"env": "B"}}
+
+    (p,) = problems_of(stand_json, variant("prod", keys))
+    assert "Pulumi creates the mirror's keys" in p["message"] and "remove" in p["fix"]

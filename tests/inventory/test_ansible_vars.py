@@ -130,7 +130,7 @@ def test_eager_resolver_resolves_env_generated_and_output_secrets(monkeypatch, t
 
 def test_missing_mirror_keys_say_where_they_come_from(monkeypatch):
     monkeypatch.delenv("LLM_STANDS_ONPREM_MIRROR_SECRET_KEY", raising=False)
-    with pytest.raises(av.OutputsError, match="export LLM_STANDS_ONPREM_MIRROR_ACCESS_KEY"):
+    with pytest.raises(av.OutputsError, match="environment variable LLM_STANDS_ONPREM_MIRROR_SECRET_KEY is not set"):
         av.resolve_secret("onprem", "outputs.mirror.secret_key")
     with pytest.raises(KeyError, match="no secret at engine.api_kee"):
         av.resolve_secret("onprem", "engine.api_kee")
