@@ -37,7 +37,7 @@ from infra import catalog
 from infra.artifacts.wheelhouse import WEIGHTS_TOOLS
 from infra.cloud.common import mirror_endpoint  # one rule for clouds and Ansible
 from infra.config.loader import REPO_ROOT, STACKS_DIR, load_stand
-from infra.config.model import CLOUDS, PlannedHost, Stand
+from infra.config.model import CLOUDS, Stand
 from infra.config.secrets import SecretRef, SecretUnavailable, resolve
 from infra.paths import state_dir
 
@@ -115,7 +115,7 @@ def hosts_of(outputs: dict) -> list[StandHost]:
 
 def outputs_from_model(stand: Stand) -> dict:
     """The outputs contract for stands Pulumi does not create (onprem, local)."""
-    hosts = [_host_dict(stand, p) for p in stand.planned_hosts()]
+    hosts = [p.as_output() for p in stand.planned_hosts()]
     edge = next((h for h in hosts if "edge" in h["roles"]), None)
     gateway = f"https://{edge['public_address'] or edge['private_address']}" if edge else None
     access, secret = _mirror_keys(stand)
@@ -128,16 +128,6 @@ def outputs_from_model(stand: Stand) -> dict:
                    "access_key": access, "secret_key": secret},
         "fallback_endpoint": _fallback_endpoint(stand),
     }
-
-
-def _host_dict(stand: Stand, planned: PlannedHost) -> dict:
-    gpu = None
-    if stand.target == "onprem":
-        gpu = next(h.gpu for h in stand.hosts.existing if h.name == planned.name)
-    elif planned.gpus:
-        gpu = stand.hosts.engine.gpu
-    return {"name": planned.name, "roles": list(planned.roles), "private_address": str(planned.address),
-            "public_address": None, "gpus": planned.gpus, "gpu": gpu, "ssh_user": planned.ssh_user}
 
 
 def _mirror_keys(stand: Stand) -> tuple[str | None, str | None]:

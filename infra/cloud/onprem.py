@@ -7,20 +7,12 @@ from dataclasses import dataclass
 
 import pulumi
 
-
-@dataclass(frozen=True)
-class ExistingHost:
-    name: str
-    roles: tuple[str, ...]
-    address: str
-    gpus: int
-    gpu: str | None
-    ssh_user: str
+from infra.config.model import PlannedHost
 
 
 @dataclass(frozen=True)
 class ExistingHostsArgs:
-    hosts: list[ExistingHost]
+    hosts: list[PlannedHost]
 
 
 class ExistingHosts(pulumi.ComponentResource):
@@ -28,7 +20,5 @@ class ExistingHosts(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ExistingHostsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("llm-stands:cloud:ExistingHosts", name, None, opts)
-        self.hosts = [{"name": h.name, "roles": list(h.roles), "private_address": h.address,
-                       "public_address": None, "gpus": h.gpus, "gpu": h.gpu, "ssh_user": h.ssh_user}
-                      for h in args.hosts]
+        self.hosts = [h.as_output() for h in args.hosts]
         self.register_outputs({"hosts": self.hosts})

@@ -18,7 +18,7 @@ from infra.cloud import common
 from infra.cloud.fallback import fallback_endpoint
 from infra.cloud.hosts import Hosts, HostsArgs, Image, Machine
 from infra.cloud.network import Network, NetworkArgs
-from infra.cloud.onprem import ExistingHost, ExistingHosts, ExistingHostsArgs
+from infra.cloud.onprem import ExistingHosts, ExistingHostsArgs
 from infra.cloud.secret_refs import SecretSource
 from infra.cloud.security import SecurityArgs, SecurityGroups, stand_rules
 from infra.cloud.settings import CloudSettings
@@ -92,11 +92,7 @@ def machines_of(stand: Stand, offer: catalog.Offer, settings: CloudSettings) -> 
 
 def _existing(stand: Stand) -> dict[str, Any]:
     """onprem and local: nothing is created; the hosts and the configured mirror are exported."""
-    engine_gpu = stand.hosts.engine.gpu if stand.hosts.engine.device == "gpu" else None
-    gpu_of = {h.name: h.gpu for h in stand.hosts.existing}
-    hosts = [ExistingHost(h.name, h.roles, str(h.address), h.gpus,
-                          gpu_of.get(h.name, engine_gpu if "engine" in h.roles else None), h.ssh_user)
-             for h in stand.planned_hosts()]
+    hosts = stand.planned_hosts()
     existing = ExistingHosts(stand.stack, ExistingHostsArgs(hosts))
     edge = next((h for h in hosts if "edge" in h.roles), None)
     return {"hosts": existing.hosts,

@@ -232,13 +232,14 @@ class Stand(Strict):
     def planned_hosts(self) -> list[PlannedHost]:
         """Names, roles and private addresses of the stand's hosts, the same for Pulumi, nspawn and Ansible."""
         if self.target == "onprem":
-            return [PlannedHost(h.name, tuple(h.roles), h.address, h.gpus, h.ssh_user) for h in self.hosts.existing]
+            return [PlannedHost(h.name, tuple(h.roles), h.address, h.gpus, h.ssh_user, h.gpu) for h in self.hosts.existing]
         net = self.network.subnet_cidr
         user = "root" if self.target == "local" else self.hosts.ssh_user
         edge = PlannedHost(f"{self.stack}-edge-1", ("edge", "monitoring"), net.network_address + 5, 0, user)
+        gpu = None if self.hosts.engine.device == "cpu" else self.hosts.engine.gpu
         engines = [
             PlannedHost(f"{self.stack}-engine-{i}", ("engine",), net.network_address + 10 + i,
-                        0 if self.hosts.engine.device == "cpu" else self.hosts.engine.gpus_per_host, user)
+                        self.hosts.engine.gpus_per_host if gpu else 0, user, gpu)
             for i in range(1, self.hosts.engine.replicas + 1)
         ]
         return [edge, *engines]
@@ -251,3 +252,9 @@ class PlannedHost:
     address: IPv4Address
     gpus: int
     ssh_user: str = "root"
+    gpu: str | None = None
+
+    def as_output(self) -> dict:
+        """The host as a stack exports it (the `hosts` output every inventory reads)."""
+        return {"name": self.name, "roles": list(self.roles), "private_address": str(self.address),
+                "public_address": None, "gpus": self.gpus, "gpu": self.gpu, "ssh_user": self.ssh_user}
