@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from infra import catalog
 from infra.artifacts.s3 import ArtifactStoreError, S3Endpoint, bucket_versioned, client, ensure_bucket
+from infra.errors import StandError
 
 # Where each cloud hands out S3 keys: the fix named in a credentials error.
 KEY_HINTS = {
@@ -28,7 +29,7 @@ _BAD_KEY = {"InvalidAccessKeyId", "InvalidClientTokenId"}
 _BAD_SECRET = {"SignatureDoesNotMatch", "InvalidSignature"}
 
 
-class BackendError(RuntimeError):
+class BackendError(StandError):
     """One line: what went wrong and what to do about it."""
 
 

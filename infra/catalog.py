@@ -55,6 +55,12 @@ class Licence(_Data):
     note: str
 
 
+class Family(_Data):
+    licence: str
+    tool_call_parser: str | None  # vLLM --tool-call-parser; None: vLLM has none for the family
+    reasoning_parser: str | None  # vLLM --reasoning-parser
+
+
 class ApiModel(_Data):
     input_usd_per_mtok: float
     output_usd_per_mtok: float
@@ -66,7 +72,7 @@ class Catalog(_Data):
     offers: list[Offer]
     prices_taken: str
     licences: dict[str, Licence]
-    families: dict[str, str]
+    families: dict[str, Family]
     api_models: dict[str, ApiModel]
     days_per_month: int
     rub_per_usd: float
@@ -85,6 +91,6 @@ def _read(name: str) -> dict:
 @cache
 def load() -> Catalog:
     merged: dict = {}
-    for name in ("gpus.yaml", "offers.yaml", "licences.yaml", "api_prices.yaml"):
+    for name in ("gpus.yaml", "offers.yaml", "licences.yaml", "model_families.yaml", "api_prices.yaml"):
         merged.update(_read(name))
     return Catalog.model_validate(merged)

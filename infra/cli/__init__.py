@@ -1,5 +1,5 @@
 """`stand`: the project's driver. Every command takes --json and then prints exactly one JSON object."""
 
-from infra.cli.app import app
+from infra.cli.app import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

@@ -1,3 +1,5 @@
-from infra.cli import app
+import sys
 
-app()
+from infra.cli import main
+
+sys.exit(main())

@@ -6,12 +6,9 @@ import os
 
 import typer
 
-from infra.cli.output import EXIT_FAILED, JsonOpt, console, emit_json, fail
-
-backend_app = typer.Typer(help="The Pulumi state backend (a versioned, private S3 bucket).", no_args_is_help=True)
+from infra.cli.output import JsonOpt, console, emit_json, fail
 
 
-@backend_app.command("init")
 def init(
     target: str = typer.Option(..., "--target", help="yandex, selectel or vk."),
     bucket: str = typer.Option("llm-stands-pulumi-state", "--bucket", help="State bucket name."),
@@ -20,7 +17,7 @@ def init(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create the bucket (idempotent) with the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
-    from infra.backend import BackendError, init_backend
+    from infra.backend import init_backend
 
     if target not in ("yandex", "selectel", "vk"):
         fail(f"--target: {target!r} has no object storage here; use yandex, selectel or vk", as_json=as_json)
@@ -28,12 +25,9 @@ def init(
     if not access or not secret:
         fail("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must hold the cloud's S3 key (Pulumi reads them too)",
              as_json=as_json)
-    try:
-        line = init_backend(target, bucket, endpoint, access_key=access, secret_key=secret, region=region)
-    except BackendError as exc:
-        fail(str(exc), as_json=as_json, code=EXIT_FAILED)
+    line = init_backend(target, bucket, endpoint, access_key=access, secret_key=secret, region=region)
     if as_json:
         emit_json({"ok": True, "bucket": bucket, "login": line})
     else:
         console.print(f"state bucket {bucket} is ready (private, versioned). Log in with:")
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, soft_wrap=True)

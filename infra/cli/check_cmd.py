@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from infra import sizing
-from infra.cli.output import JsonOpt, console, emit_json, fail
-from infra.config import StandConfigError, load_stand
+from infra.cli.output import JsonOpt, console, emit_json
+from infra.config import load_stand
 from infra.config.checks import fit, resolve_offer
 from infra.licence import verdict
 
@@ -16,19 +16,14 @@ def check(
     as_json: bool = JsonOpt,
 ) -> None:
     """Validate a stack: target, GPUs, model fit with headroom, licence verdict."""
-    try:
-        stand = load_stand(stack)
-    except StandConfigError as exc:
-        fail(f"{exc.source}: {len(exc.problems)} problem(s)", as_json=as_json,
-             problems=[p.as_dict() for p in exc.problems])
+    stand = load_stand(stack)
     req, usable = fit(stand)
     engine = stand.hosts.engine
     offer = resolve_offer(stand) if stand.is_cloud else None
     lic = verdict(stand.model, stand.stack)
     summary = {
         "ok": True, "stack": stand.stack, "target": stand.target,
-        "hosts": [{"name": h.name, "roles": list(h.roles), "address": str(h.address), "gpus": h.gpus}
-                  for h in stand.planned_hosts()],
+        "hosts": [h.as_output() for h in stand.planned_hosts()],
         "engine": {"gpu": engine.gpu, "gpus_per_host": engine.gpus_per_host,
                    "tensor_parallel_size": stand.tensor_parallel_size, "offer": offer.id if offer else None},
         "fit": {"needed_gb": req.total_gb, "usable_gb": usable, "headroom_gb": round(usable - req.total_gb, 3)},
@@ -38,7 +33,7 @@ def check(
         emit_json(summary)
         return
     where = f" ({offer.id})" if offer else ""
-    console.print(f"[green]ok[/] {stand.stack}: target {stand.target}, {len(summary['hosts'])} host(s)")
+    console.print(f"ok {stand.stack}: target {stand.target}, {len(summary['hosts'])} host(s)")
     console.print(f"  engine: {engine.gpus_per_host} x {engine.gpu} per host x {engine.replicas} replica(s){where},"
                   f" tensor parallel {stand.tensor_parallel_size}")
     console.print(f"  model: {stand.model.served_name} {stand.model.precision} needs {sizing.fmt_gb(req.total_gb)} GB,"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from infra.cli.output import EXIT_FAILED, JsonOpt, console, emit_json, fail
-from infra.config import StandConfigError, load_stand
+from infra.cli.output import JsonOpt, console, emit_json
+from infra.config import load_stand
 from infra.driver.progress import Phases
 
 
@@ -18,14 +18,7 @@ def mirror(
     """Push a model with its sha256 manifest (uploaded last) into the stand's mirror bucket."""
     from infra.driver.mirror import mirror as run_mirror
 
-    try:
-        stand = load_stand(stack)
-    except StandConfigError as exc:
-        fail(f"{exc.source}: {len(exc.problems)} problem(s)", as_json=as_json, problems=[p.as_dict() for p in exc.problems])
-    try:
-        result = run_mirror(stand, source, prefix, Phases(quiet=as_json))
-    except Exception as exc:
-        fail(f"stand mirror {stack} failed: {exc}", as_json=as_json, code=EXIT_FAILED)
+    result = run_mirror(load_stand(stack), source, prefix, Phases(quiet=as_json))
     if as_json:
         emit_json({"ok": True, **result})
     else:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.cli.output import JsonOpt, console, emit_json, fail
-from infra.config import StandConfigError
+from infra.cli.output import JsonOpt, console, emit_json
 
 
 def plan(
@@ -16,10 +15,7 @@ def plan(
     from infra.cloud.plan import plan as run_plan
     from infra.cloud.plan import plan_as_dict, render
 
-    try:
-        if as_json:
-            emit_json({"ok": True, **plan_as_dict(stack)})
-            return
-        console.print(render(run_plan(stack), title=f"stand plan {stack}"))
-    except StandConfigError as exc:
-        fail(f"{exc.source}: {len(exc.problems)} problem(s)", as_json=as_json, problems=[p.as_dict() for p in exc.problems])
+    if as_json:
+        emit_json({"ok": True, **plan_as_dict(stack)})
+        return
+    console.print(render(run_plan(stack), title=f"stand plan {stack}"))

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from infra import catalog, cost, sizing
 from infra.cli.output import JsonOpt, console, emit_json, fail
-from infra.config import StandConfigError, load_stand
+from infra.config import load_stand
 
 PRECISIONS = ", ".join(sizing.BYTES_PER_PARAM)
 
@@ -34,7 +34,7 @@ def size(
         return
     console.print(f"{sizing.fmt_gb(params)}B params x {sizing.BYTES_PER_PARAM[precision]:g} bytes ({precision}) = "
                   f"{sizing.fmt_gb(req.weights_gb)} GB weights + {sizing.fmt_gb(req.kv_cache_gb)} GB KV cache (20%)")
-    console.print(f"[bold]vRAM needed: {sizing.fmt_gb(req.total_gb)} GB[/]")
+    console.print(f"vRAM needed: {sizing.fmt_gb(req.total_gb)} GB", style="bold")
     table = Table(title=f"GPU groups that fit (at gpu_memory_utilization {gpu_memory_utilization:g})")
     for col in ("GPU", "cards", "usable GB", "headroom GB", "rent RUB/month", "offers"):
         table.add_column(col)
@@ -42,7 +42,10 @@ def size(
         rent = f"{o.rent_rub_month:,.0f}" if o.rent_rub_month else "-"
         table.add_row(o.gpu, str(o.count), sizing.fmt_gb(o.usable_gb), sizing.fmt_gb(o.headroom_gb), rent,
                       ", ".join(o.offers) or "buy")
-    console.print(table if options else "[red]No single host of up to 8 cards holds it: shard across hosts or quantise.[/]")
+    if options:
+        console.print(table)
+    else:
+        console.print("No single host of up to 8 cards holds it: shard across hosts or quantise.", style="red")
 
 
 def cost_cmd(
@@ -61,11 +64,7 @@ def cost_cmd(
     result: dict = {"ok": True, "workload": workload.__dict__, "api": [a.__dict__ for a in apis]}
     stand_cost = None
     if stack:
-        try:
-            stand = load_stand(stack)
-        except StandConfigError as exc:
-            fail(f"stack {stack} is not valid (run: stand check {stack})", as_json=as_json,
-                 problems=[p.as_dict() for p in exc.problems])
+        stand = load_stand(stack)
         stand_cost = cost.stand_cost(stand, rub_per_usd)
         result["stand"] = {"stack": stand.stack, "monthly_rub": stand_cost.monthly_rub,
                            "monthly_usd": stand_cost.monthly_usd, "rub_per_usd": stand_cost.rub_per_usd,
@@ -78,9 +77,9 @@ def cost_cmd(
     console.print(f"{dau:,} DAU x {messages_per_user:g} messages x ({input_tokens:,} in + {output_tokens:,} out tokens)"
                   f" x {workload.days} days")
     for a in apis:
-        console.print(f"  {a.model}: [bold]${a.monthly_usd:,.0f}/month[/] (${a.per_user_usd:,.2f} per DAU)")
+        console.print(f"  {a.model}: ${a.monthly_usd:,.0f}/month (${a.per_user_usd:,.2f} per DAU)")
     if stand_cost:
-        console.print(f"stack {stack}: [bold]{stand_cost.monthly_rub:,.0f} RUB/month[/] = ${stand_cost.monthly_usd:,.0f}"
+        console.print(f"stack {stack}: {stand_cost.monthly_rub:,.0f} RUB/month = ${stand_cost.monthly_usd:,.0f}"
                       f" at {stand_cost.rub_per_usd:g} RUB/USD")
         for line in stand_cost.lines:
             console.print(f"  {line}")

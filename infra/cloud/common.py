@@ -1,4 +1,4 @@
-"""Small facts every component shares: labels, ports, placement and sizing derived from the stand."""
+"""Small facts every component shares: labels, placement and sizing derived from the stand."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import math
 from infra import PROJECT, catalog, sizing
 from infra.config.model import Stand
 
-SSH_PORT = 22
-HTTPS_PORT = 443
-NODE_EXPORTER_PORT = 9100
-DCGM_EXPORTER_PORT = 9400  # NVIDIA's GPU metrics exporter on engine hosts
 DISK_PER_WEIGHTS = 2  # weights once in the mirror cache, once converted/unpacked by the engine
 DISK_BASE_GB = 50  # OS, CUDA, the engine's venv and logs
 

@@ -7,17 +7,19 @@ import math
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import PROJECT, catalog
+from infra import PROJECT, catalog, engine
 from infra.cloud import common
 from infra.cloud.k8s_cluster import GPU_NODE_SELECTOR, GPU_TAINT, ClusterArgs, ManagedCluster, NodeShape
 from infra.cloud.k8s_workloads import (MODEL_DIR, Engine, EngineArgs, Gateway, GatewayArgs, GpuOperator,
                                        GpuOperatorArgs, ModelSync, litellm_config)
 from infra.cloud.network import Network
+from infra.cloud.providers import provider_for
 from infra.cloud.secret_refs import SecretSource
-from infra.cloud.security import GATEWAY_NODE_PORT, SecurityGroups
+from infra.cloud.security import SecurityGroups
 from infra.cloud.settings import CloudSettings
 from infra.cloud.storage import Mirror
 from infra.config.model import HF_SOURCE, S3_SOURCE, Stand
+from infra.ingress import GATEWAY_NODE_PORT, HTTPS_PORT, row
 
 # The same LiteLLM release the VM gateway was measured with.
 GATEWAY_IMAGE = "ghcr.io/berriai/litellm:main-v1.108.7"
@@ -43,13 +45,10 @@ def deploy_kubernetes(stand: Stand, offer: catalog.Offer, settings: CloudSetting
                       flavor=offer.flavor(per_node) if offer.flavor_prefix else None),
         min_nodes=kube.min_nodes, max_nodes=kube.max_nodes, initial_nodes=initial,
         admin_cidrs=[str(c) for c in stand.network.admin_cidrs], labels=common.labels(stand.stack, "kubernetes"),
-        # Service account roles are granted on the folder the provider deploys into.
-        folder_id=pulumi.Config("yandex").require("folderId") if stand.target == "yandex" else None,
         security_groups=groups.ids,
         gpu_cluster=bool(offer.gpu_cluster_from and per_node >= offer.gpu_cluster_from),
         driver_preinstalled=bool(offer.vendor_image_driver),
-        external_network_id=network.external_network_id, magnum_image=settings.magnum_image,
-        ssh_public_key=stand.hosts.ssh_public_keys[0] if stand.hosts.ssh_public_keys else None))
+        **provider_for(stand.target).cluster_settings(stand, settings, network)))
 
     provider = k8s.Provider(f"{stand.stack}-k8s", kubeconfig=cluster.kubeconfig)
     in_cluster = pulumi.ResourceOptions(provider=provider)
@@ -59,9 +58,10 @@ def deploy_kubernetes(stand: Stand, offer: catalog.Offer, settings: CloudSetting
         settings.gpu_operator_repo, settings.gpu_operator_version, install_driver=not offer.vendor_image_driver),
         opts=in_cluster)
     engine_key = secrets.value(stand.engine.api_key, "engine.api_key")
-    engine = Engine(f"{stand.stack}-vllm", EngineArgs(
+    vllm = Engine(f"{stand.stack}-vllm", EngineArgs(
         name=f"{stand.stack}-vllm", namespace=ns.metadata.name, image=f"vllm/vllm-openai:v{stand.engine.version}",
-        args=vllm_args(stand), port=stand.engine.port, gpus=tp, replicas=stand.hosts.engine.replicas,
+        args=vllm_args(stand), env=engine.environment(stand, offline=bool(S3_SOURCE.match(stand.model.source))),
+        port=stand.engine.port, gpus=tp, replicas=stand.hosts.engine.replicas,
         max_replicas=max(stand.hosts.engine.replicas, kube.max_nodes * pods_per_node),
         waiting_target=kube.scale_up_waiting, api_key=engine_key, model_cache_gb=common.model_cache_gb(stand),
         node_selector=GPU_NODE_SELECTOR, tolerations=[{**GPU_TAINT, "operator": "Equal"}],
@@ -70,26 +70,22 @@ def deploy_kubernetes(stand: Stand, offer: catalog.Offer, settings: CloudSetting
     fallback_model = _fallback_model(stand)
     gateway = Gateway(f"{stand.stack}-gateway", GatewayArgs(
         name=f"{stand.stack}-gateway", namespace=ns.metadata.name, image=GATEWAY_IMAGE, port=stand.gateway.port,
-        public_port=common.HTTPS_PORT, node_port=GATEWAY_NODE_PORT,
-        public_cidrs=[str(c) for c in stand.network.public_cidrs],
+        public_port=HTTPS_PORT, node_port=GATEWAY_NODE_PORT,
+        # The load balancer admits the gateway-https row's sources; its node port the same (one row).
+        public_cidrs=list(row(stand, "gateway-https").sources),
         master_key=secrets.value(stand.gateway.master_key, "gateway.master_key"), engine_key=engine_key,
         fallback_key=settings.fallback_key if fallback_url is not None else None,
-        config=litellm_config(stand.model.served_name, engine.url, fallback_url, fallback_model)),
+        config=litellm_config(stand.model.served_name, vllm.url, fallback_url, fallback_model)),
         opts=in_cluster)
     return gateway.endpoint
 
 
 def vllm_args(stand: Stand) -> list[str]:
-    """The engine's command line, from the stand model (the same flags the vllm role sets on VMs)."""
-    e = stand.engine
+    """The engine's command line in a pod: infra.engine's, with the pod's model and address."""
     hf = HF_SOURCE.match(stand.model.source)
-    model = ["--model", hf["repo"], "--revision", hf["revision"]] if hf else ["--model", MODEL_DIR]
-    args = [*model, "--served-model-name", stand.model.served_name, "--host", "0.0.0.0", "--port", str(e.port),
-            "--tensor-parallel-size", str(stand.tensor_parallel_size), "--max-model-len", str(e.max_model_len),
-            "--gpu-memory-utilization", str(e.gpu_memory_utilization), "--max-num-seqs", str(e.max_num_seqs)]
-    if e.enforce_eager:
-        args.append("--enforce-eager")
-    return [*args, *e.extra_args]
+    if hf:  # no mirror: the engine downloads the pinned revision itself
+        return engine.command(stand, model=hf["repo"], revision=hf["revision"], host="0.0.0.0")
+    return engine.command(stand, model=MODEL_DIR, host="0.0.0.0")
 
 
 def _model_sync(stand: Stand, mirror: Mirror, cloud: catalog.CloudDefaults) -> ModelSync | None:

@@ -50,6 +50,7 @@ class EngineArgs:
     namespace: pulumi.Input[str]
     image: str
     args: list[str]
+    env: dict[str, str]  # infra.engine.environment
     port: int
     gpus: int  # per pod: the tensor-parallel size
     replicas: int
@@ -89,8 +90,7 @@ class Engine(pulumi.ComponentResource):
         health = {"httpGet": {"path": "/health", "port": args.port}}
         container = {
             "name": "vllm", "image": args.image, "args": args.args, "envFrom": env_from,
-            "env": [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"},
-                    *([{"name": "HF_HUB_OFFLINE", "value": "1"}] if args.sync else [])],
+            "env": [{"name": k, "value": v} for k, v in sorted(args.env.items())],
             "ports": [{"name": "http", "containerPort": args.port}],
             "resources": {"limits": {"nvidia.com/gpu": args.gpus}, "requests": {"nvidia.com/gpu": args.gpus}},
             # Loading weights and compiling takes minutes: the startup probe waits up to 20 min,

@@ -1,5 +1,5 @@
 """Stands whose machines already exist (onprem) or are brought up by the driver (local): Pulumi
-creates nothing and exports the hosts in the same shape as cloud hosts, so one inventory reads both."""
+creates nothing and exports the hosts in the contract's shape, so one inventory reads both."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra.config.model import PlannedHost
+from infra.config.contract import Host
 
 
 @dataclass(frozen=True)
 class ExistingHostsArgs:
-    hosts: list[PlannedHost]
+    hosts: list[Host]
 
 
 class ExistingHosts(pulumi.ComponentResource):

@@ -136,9 +136,10 @@ def _licence(stand: Stand) -> list[Problem]:
     cat = catalog.load()
     problems = []
     model = stand.model
-    if model.family and model.family in cat.families and cat.families[model.family] != model.licence:
-        problems.append(Problem(field("model.licence"), f"the {model.family} family is licensed {cat.families[model.family]}",
-                                f"set model.licence: {cat.families[model.family]}"))
+    family = cat.families.get(model.family or "")
+    if family and family.licence != model.licence:
+        problems.append(Problem(field("model.licence"), f"the {model.family} family is licensed {family.licence}",
+                                f"set model.licence: {family.licence}"))
     v = verdict(model, stand.stack)
     if not v.allowed:
         kind = "restricted" if v.known else "unknown"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -19,10 +21,15 @@ class Problem:
         return {"field": self.field, "message": self.message, "fix": self.fix}
 
 
-class StandConfigError(Exception):
+class StandConfigError(InvalidInput):
     """Raised before anything is created or changed; carries every problem found."""
 
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+        self.config_problems = problems
+        super().__init__(f"{source}: {len(problems)} problem(s)", f"run: stand check {source}")
+        # The one-line message plus every problem, as the inventory and tests print it.
+        self.args = (f"{source}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems),)
+
+    def problems(self) -> list[dict[str, str]]:
+        return [p.as_dict() for p in self.config_problems]

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Literal
-
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from infra.config.contract import Host, HostName, HostRole, PosixUser
 from infra.config.secrets import SecretRef
 
 Target = Literal["yandex", "selectel", "vk", "onprem", "local"]
 CLOUDS = ("yandex", "selectel", "vk")
 PROD_STACKS = ("prod", "fallback")
 Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4", "awq", "gptq", "q4_k_m"]
-HostRole = Literal["engine", "edge", "monitoring"]
 Port = Annotated[int, Field(ge=1, le=65535)]
 WORLD = IPv4Network("0.0.0.0/0")
 HF_SOURCE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)@(?P<revision>[\w.-]+)$")
@@ -68,9 +66,9 @@ class EdgeHost(Strict):
 
 
 class ExistingHost(Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: HostName
     address: IPv4Address
-    ssh_user: str = "root"
+    ssh_user: PosixUser = "root"
     roles: list[HostRole] = Field(min_length=1)
     gpu: str | None = None
     gpus: int = Field(0, ge=0, le=16)
@@ -82,7 +80,7 @@ class Hosts(Strict):
     existing: list[ExistingHost] = Field(default_factory=list, description="onprem: the hosts that exist")
     ssh_public_keys: list[str] = Field(default_factory=list, description="admin keys put on cloud hosts")
     image: str | None = Field(None, description="OS image (family) for cloud hosts")
-    ssh_user: str = Field("ubuntu", description="the admin user cloud-init creates on cloud hosts")
+    ssh_user: PosixUser = Field("ubuntu", description="the admin user cloud-init creates on cloud hosts")
 
 
 class ModelSpec(Strict):
@@ -130,11 +128,16 @@ class EngineSpec(Strict):
     @field_validator("extra_args")
     @classmethod
     def _no_managed_flags(cls, args: list[str]) -> list[str]:
-        managed = {"--port", "--host", "--api-key", "--tensor-parallel-size", "--max-model-len",
-                   "--gpu-memory-utilization", "--max-num-seqs", "--served-model-name", "--model"}
-        clash = sorted({a.split("=")[0] for a in args} & managed)
+        from infra.engine import MANAGED_FLAGS, normalise_flag
+
+        flags = [f for f in map(normalise_flag, args) if f]
+        clash = sorted(set(flags) & MANAGED_FLAGS)
         if clash:
             raise ValueError(f"{', '.join(clash)} are set from the stand model; use the engine fields instead")
+        secret = sorted(f for f in flags if any(w in f for w in ("key", "token", "password", "secret")))
+        if secret:
+            raise ValueError(f"{', '.join(secret)} would put a secret on the engine's command line (visible in ps); "
+                             "secrets go in the stand's secret references")
         return args
 
 
@@ -229,32 +232,19 @@ class Stand(Strict):
     def mirror_bucket(self) -> str:
         return self.artifacts.bucket or f"llm-stands-{self.stack}-mirror"
 
-    def planned_hosts(self) -> list[PlannedHost]:
+    def planned_hosts(self) -> list[Host]:
         """Names, roles and private addresses of the stand's hosts, the same for Pulumi, nspawn and Ansible."""
         if self.target == "onprem":
-            return [PlannedHost(h.name, tuple(h.roles), h.address, h.gpus, h.ssh_user, h.gpu) for h in self.hosts.existing]
+            return [Host(name=h.name, roles=tuple(h.roles), private_address=h.address, gpus=h.gpus, gpu=h.gpu,
+                         ssh_user=h.ssh_user) for h in self.hosts.existing]
         net = self.network.subnet_cidr
         user = "root" if self.target == "local" else self.hosts.ssh_user
-        edge = PlannedHost(f"{self.stack}-edge-1", ("edge", "monitoring"), net.network_address + 5, 0, user)
+        edge = Host(name=f"{self.stack}-edge-1", roles=("edge", "monitoring"), private_address=net.network_address + 5,
+                    ssh_user=user)
         gpu = None if self.hosts.engine.device == "cpu" else self.hosts.engine.gpu
         engines = [
-            PlannedHost(f"{self.stack}-engine-{i}", ("engine",), net.network_address + 10 + i,
-                        self.hosts.engine.gpus_per_host if gpu else 0, user, gpu)
+            Host(name=f"{self.stack}-engine-{i}", roles=("engine",), private_address=net.network_address + 10 + i,
+                 gpus=self.hosts.engine.gpus_per_host if gpu else 0, gpu=gpu, ssh_user=user)
             for i in range(1, self.hosts.engine.replicas + 1)
         ]
         return [edge, *engines]
-
-
-@dataclass(frozen=True)
-class PlannedHost:
-    name: str
-    roles: tuple[str, ...]
-    address: IPv4Address
-    gpus: int
-    ssh_user: str = "root"
-    gpu: str | None = None
-
-    def as_output(self) -> dict:
-        """The host as a stack exports it (the `hosts` output every inventory reads)."""
-        return {"name": self.name, "roles": list(self.roles), "private_address": str(self.address),
-                "public_address": None, "gpus": self.gpus, "gpu": self.gpu, "ssh_user": self.ssh_user}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from infra.config.loader import REPO_ROOT
+from infra.errors import StandError
 
 
 @dataclass
@@ -28,12 +29,13 @@ class PlaybookResult:
         return sum(self.changed.values())
 
 
-class PlaybookFailed(RuntimeError):
+class PlaybookFailed(StandError):
     def __init__(self, result: PlaybookResult, playbook: str):
         self.result = result
         detail = "\n".join(f"  - {f}" for f in result.failures) or (
             f"  status {result.status}, rc {result.rc}" if result.changed else "  no host matched the inventory limit")
-        super().__init__(f"{playbook} failed:\n{detail}")
+        super().__init__(f"{playbook} failed:\n{detail}",
+                         "fix what the failed tasks name, then run again: every phase converges")
 
 
 def run_playbook(

@@ -42,6 +42,7 @@ from .aptcache import AptCache
 from .pidfile import Daemon
 from .rootfs import default_cache_dir, ensure_rootfs
 from .system import mounts, require_root, run, safe_rmtree, unmount_under, which_or_fail
+from infra.errors import StandError
 
 CGROUP_GROUP = "llm-stands"  # our subtree in each cgroup hierarchy
 # nspawn's runtime files; /run is not a tmpfs on these machines, so they outlive the host.
@@ -70,7 +71,7 @@ class LocalNetwork:
         return ipaddress.IPv4Network(self.cidr).prefixlen
 
 
-class LocalHostsError(RuntimeError):
+class LocalHostsError(StandError):
     pass
 
 

@@ -16,7 +16,13 @@ import json
 import re
 from pathlib import Path
 
+from infra.errors import StandError
+
 from .system import CommandError, run
+
+
+class NetworkError(StandError):
+    """The stand's bridge or subnet clashes with what this machine already has."""
 
 _BRIDGE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,11}$")
 _HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -99,16 +105,16 @@ def bridge_up(bridge: str, cidr: str) -> None:
     gw = gateway_interface(cidr)
     for ifname, iface in _addresses_in_use():
         if ifname != bridge and iface.network.overlaps(gw.network):
-            raise RuntimeError(f"{cidr} overlaps {iface} on {ifname}: pick another cidr for {bridge}")
+            raise NetworkError(f"{cidr} overlaps {iface} on {ifname}", f"pick another network.subnet_cidr for {bridge}")
     kind = link_kind(bridge)
     if kind is None:
         run(["ip", "link", "add", bridge, "type", "bridge"])
     elif kind != "bridge":
-        raise RuntimeError(f"{bridge} exists and is a {kind}, not a bridge")
+        raise NetworkError(f"{bridge} exists and is a {kind}, not a bridge", f"remove the {kind} {bridge}")
     current = [iface for ifname, iface in _addresses_in_use() if ifname == bridge]
     if gw not in current:
         if current:
-            raise RuntimeError(f"bridge {bridge} already has {current[0]}, not {gw}: run down first")
+            raise NetworkError(f"bridge {bridge} already has {current[0]}, not {gw}", "run stand down first")
         run(["ip", "addr", "add", str(gw), "dev", bridge])
     run(["ip", "link", "set", bridge, "up"])
 

@@ -21,11 +21,12 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from infra.errors import StandError
 
 Ready = None | int | tuple[str, int] | Callable[[], bool]
 
 
-class DaemonError(RuntimeError):
+class DaemonError(StandError):
     """The daemon exited or did not become ready; the message ends with its log tail."""
 
 

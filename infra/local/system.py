@@ -13,9 +13,10 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from infra.errors import StandError
 
 
-class CommandError(RuntimeError):
+class CommandError(StandError):
     """A command failed or timed out; the message carries its output."""
 
 
@@ -115,7 +116,7 @@ def which_or_fail(binary: str, hint: str) -> str:
     return found
 
 
-class PrerequisiteError(RuntimeError):
+class PrerequisiteError(StandError):
     """Something the local hosts need is not there (not root, a package missing, ...)."""
 
 

@@ -59,10 +59,10 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 from infra import ansible_vars as av  # noqa: E402
-from infra.config.errors import StandConfigError  # noqa: E402
+from infra.config.contract import ROLES  # noqa: E402
 from infra.config.loader import STACKS_DIR, load_stand, stack_name  # noqa: E402
-
-ROLES = ("engine", "edge", "monitoring")
+from infra.config.outputs import outputs_path, read_outputs  # noqa: E402
+from infra.errors import StandError  # noqa: E402
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -82,22 +82,22 @@ class InventoryModule(BaseInventoryPlugin):
             if stand is None:
                 continue
             try:
-                outputs = av.read_outputs(stand, run_pulumi=self.get_option("pulumi"))
-            except av.OutputsError as exc:
+                outputs = read_outputs(stand, run_pulumi=self.get_option("pulumi"))
+            except StandError as exc:
                 self._skip(str(exc), strict=bool(named))
                 continue
             if outputs is None:
                 self.display.warning(
                     f"stand {stack}: a {stand.target} stack with no outputs yet, skipped; after "
                     f"`pulumi up -s {stack}` run `pulumi stack output --json --show-secrets -s {stack} "
-                    f"> {av.outputs_path(stack)}` (or install the pulumi CLI)")
+                    f"> {outputs_path(stack)}` (or install the pulumi CLI)")
                 continue
             self._add_stand(stand, outputs, owners)
 
     def _stand(self, stack, strict):
         try:
             return load_stand(stack)
-        except StandConfigError as exc:
+        except StandError as exc:
             self._skip(f"stand {stack}: {exc}", strict)
             return None
 
@@ -108,7 +108,6 @@ class InventoryModule(BaseInventoryPlugin):
 
     def _add_stand(self, stand, outputs, owners):
         stack = stand.stack
-        hosts = av.hosts_of(outputs)
         lookup = av.lookup_resolver(stand)
         # Only our own secret lookups are templates; model strings are never rendered.
         group_vars = av.group_vars(stand, lambda path, ref: trust_as_template(lookup(path, ref)), outputs)
@@ -120,17 +119,13 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_child(stack, sub)
             self.inventory.add_group(role)
             self.inventory.add_child(role, sub)
-        bastion = av.bastion_of(stand, hosts)
-        for host in hosts:
+        for host in outputs.hosts:
             if host.name in owners:
                 raise AnsibleParserError(f"host {host.name} is in stands {owners[host.name]} and {stack}: "
                                          "host names must be unique across stands")
             owners[host.name] = stack
-            unknown = sorted(set(host.roles) - set(ROLES))
-            if unknown:
-                raise AnsibleParserError(f"stand {stack}: host {host.name} has unknown roles {unknown}")
             # Only in the role groups: they are the stand group's children, so `-l STACK` still matches.
             for role in host.roles:
                 self.inventory.add_host(host.name, group=f"{stack}_{role}")
-            for name, value in av.host_vars(stand, host, bastion).items():
+            for name, value in av.host_vars(stand, host, outputs).items():
                 self.inventory.set_variable(host.name, name, value)

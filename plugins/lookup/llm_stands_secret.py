@@ -37,7 +37,8 @@ except ImportError:
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
-        from infra.ansible_vars import resolve_secret
+        from infra.config.secrets import resolve_secret
+        from infra.errors import StandError
 
         self.set_options(var_options=variables, direct=kwargs)
         stack = self.get_option("stack")
@@ -45,6 +46,6 @@ class LookupModule(LookupBase):
         for path in terms:
             try:
                 values.append(resolve_secret(stack, path))
-            except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+            except StandError as exc:  # one clear line instead of a traceback
                 raise AnsibleLookupError(f"secret {path} of stand {stack}: {exc}") from None
         return values

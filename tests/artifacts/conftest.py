@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from infra.artifacts import s3
-from infra.artifacts.seaweed import SeaweedPorts, SeaweedServer
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 
 
 def pytest_configure(config):

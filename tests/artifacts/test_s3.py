@@ -13,7 +13,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from infra.artifacts import s3
-from infra.artifacts.seaweed import SeaweedError, SeaweedPorts, SeaweedServer
+from infra.local.seaweed import SeaweedError, SeaweedPorts, SeaweedServer
 
 MiB = 1024 * 1024
 

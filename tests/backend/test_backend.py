@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.artifacts.s3 import S3Endpoint, client
-from infra.artifacts.seaweed import SeaweedPorts, SeaweedServer
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.backend import KEY_HINTS, BackendError, init_backend, login_line
 
 OTHER_BUCKET = "others-state"

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from infra.artifacts.seaweed import SeaweedPorts, SeaweedServer
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.cli import app
 
 

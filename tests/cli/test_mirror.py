@@ -7,12 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from infra.ansible_vars import outputs_from_model
 from infra.artifacts import s3
 from infra.artifacts.model import MANIFEST, pull_model
-from infra.artifacts.seaweed import SeaweedPorts, SeaweedServer
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.cli import app
 from infra.config import load_stand
+from infra.config.contract import Mirror
+from infra.config.outputs import model_outputs
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,10 @@ def mirror_state(tmp_path_factory):
     stand = load_stand("local")
     s3.ensure_bucket(s3.client(endpoint), stand.mirror_bucket)
     state = tmp_path_factory.mktemp("state")
-    outputs = outputs_from_model(stand) | {"mirror": {"bucket": stand.mirror_bucket, "endpoint": endpoint.url,
-                                                       "access_key": endpoint.access_key,
-                                                       "secret_key": endpoint.secret_key}}
+    outputs = model_outputs(stand, mirror=Mirror(bucket=stand.mirror_bucket, endpoint=endpoint.url,
+                                                 access_key=endpoint.access_key, secret_key=endpoint.secret_key))
     (state / "local").mkdir()
-    (state / "local" / "outputs.json").write_text(json.dumps(outputs))
+    (state / "local" / "outputs.json").write_text(json.dumps(outputs.as_json()))
     yield state, endpoint, stand
     server.stop()
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from infra.cloud.common import DCGM_EXPORTER_PORT, NODE_EXPORTER_PORT
-from infra.cloud.security import GATEWAY_NODE_PORT, K8S_API_PORTS, K8S_POD_CIDR, K8S_SERVICE_CIDR
+from infra.ingress import DCGM_EXPORTER_PORT, GATEWAY_NODE_PORT, K8S_API_PORTS, K8S_POD_CIDR, K8S_SERVICE_CIDR, NODE_EXPORTER_PORT
 
 from .policy import ingress, public_addresses, vms
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from infra import ansible_vars as av
+from infra.config.contract import StackOutputs
 from infra.config.loader import REPO_ROOT, load_stand
+from infra.config.outputs import derived_outputs, model_outputs
 
 BIN = Path(sys.executable).parent
 FIXTURE = Path(__file__).parent / "fixtures" / "prod.outputs.json"
@@ -71,11 +73,9 @@ def graph(stacks: str, state: Path) -> str:
 
 def expected_vars(stack: str, outputs: dict | None = None):
     stand = load_stand(stack)
-    outputs = outputs or av.outputs_from_model(stand)
-    hosts = av.hosts_of(outputs)
-    bastion = av.bastion_of(stand, hosts)
-    return (av.group_vars(stand, av.lookup_resolver(stand), outputs),
-            {h.name: av.host_vars(stand, h, bastion) for h in hosts})
+    contract = StackOutputs.model_validate(outputs) if outputs else derived_outputs(stand)
+    return (av.group_vars(stand, av.lookup_resolver(stand), contract),
+            {h.name: av.host_vars(stand, h, contract) for h in contract.hosts})
 
 
 def children(inv: dict, group: str) -> set[str]:
@@ -111,7 +111,7 @@ def test_onprem_vars_are_the_mapping_of_the_model(state):
     assert (gpu01["ansible_host"], gpu01["ansible_user"], gpu01["vllm_listen_address"]) == \
         ("192.0.2.11", "ubuntu", "192.0.2.11")
     assert gpu01["nvidia_driver_expected_gpus"] == 4
-    assert group["vllm_tensor_parallel_size"] == 4 and group["vllm_max_model_len"] == 32768
+    assert group["vllm_tensor_parallel_size"] == 4 and "32768" in gpu01["vllm_args"]
     assert group["nvidia_driver_expected_arch"] == "ada"
 
 
@@ -120,7 +120,7 @@ def test_secrets_are_lookups_resolved_only_when_used(state):
     env = {"STAND_STACKS": "onprem", "STAND_STATE_DIR": str(state), "LLM_STANDS_ONPREM_ENGINE_KEY": secret}
     listed = ansible("ansible-inventory", "-i", "inventory/stands.yml", "--list", env=env).stdout
     assert secret not in listed
-    assert "lookup('llm_stands_secret', 'engine.api_key', stack='onprem')" in listed
+    assert "lookup('llm_stands_secret', 'engine.api_key', stack=stand_secret_source)" in listed
     used = ansible("ansible", "-i", "inventory/stands.yml", "gpu-01", "-m", "debug", "-a", "var=vllm_api_key",
                    env=env).stdout
     assert secret in used
@@ -224,31 +224,35 @@ def test_fixture_matches_the_program_under_mocks():
     plan = pytest.importorskip("infra.cloud.plan")
     live = plan.run_program("prod").outputs
     fixture = json.loads(FIXTURE.read_text())
-    assert av.StackOutputs.model_validate(live).model_dump() == av.StackOutputs.model_validate(fixture).model_dump(), (
+    assert StackOutputs.model_validate(live) == StackOutputs.model_validate(fixture), (
         "the program's outputs changed: regenerate tests/inventory/fixtures/prod.outputs.json from "
         "infra.cloud.plan.run_program('prod').outputs")
 
 
 @pytest.mark.parametrize("stack", ["onprem", "local"])
 def test_outputs_derived_from_the_model_equal_the_programs(stack, tmp_path, monkeypatch):
-    """No Pulumi run for onprem/local: the inventory derives the same outputs the program exports."""
+    """No Pulumi run for onprem/local: the model derives the same outputs the program exports (the
+    local driver then adds what only the running stand knows: its endpoint, keys, wheelhouse)."""
     plan = pytest.importorskip("infra.cloud.plan")
     monkeypatch.setenv("STAND_STATE_DIR", str(tmp_path))  # no local S3 keys: both say None
-    assert av.outputs_from_model(load_stand(stack)) == plan.run_program(stack).outputs
+    assert model_outputs(load_stand(stack)) == StackOutputs.model_validate(plan.run_program(stack).outputs)
 
 
 def test_local_from_the_drivers_outputs(state, monkeypatch):
     """The local driver's outputs.json (written by its own code) feeds the inventory: mirror keys,
     the HTTP wheelhouse and the hosts' SSH key come from it."""
-    from infra.artifacts.s3 import S3Endpoint
-    from infra.driver.local import LocalLayout, write_outputs
+    from infra.config.outputs import write_outputs
+    from infra.local.stand import LocalLayout, outputs
 
     monkeypatch.setenv("STAND_STATE_DIR", str(state))
     stand = load_stand("local")
-    key = state / "local" / "hosts" / "ssh" / "id_ed25519"  # where LocalHosts keeps it
+    key = LocalLayout(stand).ssh_key
     key.parent.mkdir(parents=True)
     key.write_text("not a real key\n")
-    write_outputs(LocalLayout(stand), S3Endpoint("http://10.213.0.1:8333", "LOCALACCESSKEY", "local-secret-key"))
+    creds = state / "local" / "seaweedfs" / "credentials.json"  # where the local S3 server keeps its keys
+    creds.parent.mkdir(parents=True)
+    creds.write_text(json.dumps({"access_key": "LOCALACCESSKEY", "secret_key": "local-secret-key"}))
+    write_outputs(outputs(stand))
 
     inv = listing("local", state)
     group = plain(inv["local"]["vars"])

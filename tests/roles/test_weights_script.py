@@ -32,7 +32,7 @@ weights = load_script()
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
     from infra.artifacts.s3 import client, ensure_bucket
-    from infra.artifacts.seaweed import SeaweedError, SeaweedPorts, SeaweedServer, weed_binary
+    from infra.local.seaweed import SeaweedError, SeaweedPorts, SeaweedServer, weed_binary
 
     try:
         weed_binary()

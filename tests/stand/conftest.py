@@ -70,21 +70,23 @@ class E2EStand:
 
     @cached_property
     def layout(self):
-        from infra.driver.local import LocalLayout
+        from infra.local.stand import LocalLayout
 
         return LocalLayout(self.stand)
 
     @property
     def outputs(self) -> dict:
-        return json.loads(self.layout.outputs_file.read_text())
+        from infra.config.outputs import outputs_path
+
+        return json.loads(outputs_path(self.stand.stack).read_text())
 
     @property
     def engine(self):
-        return next(h for h in self.stand.planned_hosts() if "engine" in h.roles)
+        return next(h for h in self.stand.planned_hosts() if h.has("engine"))
 
     @property
     def address(self) -> str:
-        return str(self.engine.address)
+        return str(self.engine.private_address)
 
     @property
     def base_url(self) -> str:
@@ -121,10 +123,10 @@ class E2EStand:
 
     def run_site(self, **kwargs):
         """site.yml through the driver (ansible-runner + the stands inventory): a PlaybookResult."""
-        from infra.driver.local import run_site
         from infra.driver.progress import Phases
+        from infra.driver.site import run_site
 
-        result = run_site(self.stand, Phases(quiet=True), **kwargs)
+        result = run_site(self.stand, Phases(quiet=True), check=False, **kwargs)
         print(f"[stand] site.yml: rc={result.rc} changed={result.changed} handlers={result.handlers} "
               f"failures={result.failures}", file=sys.stderr, flush=True)
         return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -241,6 +242,57 @@ def test_api_key_only_in_root_only_env_file(up, host):
     cmdline = host.check_output(f"tr '\\0' ' ' < /proc/{main_pid(host)}/cmdline")
     assert "vllm.entrypoints.openai.api_server" in cmdline
     assert up.api_key not in cmdline
+
+
+def exposure(host, unit: str) -> float:
+    """The unit's score under `systemd-analyze security` (0 = locked down, 10 = exposed)."""
+    out = host.check_output(f"systemd-analyze security {unit} --no-pager")
+    return float(re.search(r"Overall exposure level for \S+: ([\d.]+)", out).group(1))
+
+
+# Units the stand installs or configures, per host role. ssh.service is exempt: it exists to
+# give the operator's Ansible a root shell, and any sandbox of sshd is inherited by that shell.
+HARDENED_UNITS = {"engine": ("vllm.service", "nftables.service"), "edge": ("nftables.service",)}
+MAX_EXPOSURE = 3.0
+
+
+def test_every_unit_the_stand_installs_is_hardened(up):
+    scores = {}
+    for h in up.stand.planned_hosts():
+        remote = up.testinfra_host(str(h.private_address))
+        for role in h.roles:
+            for unit in HARDENED_UNITS.get(role, ()):
+                scores[f"{h.name}/{unit}"] = exposure(remote, unit)
+    print(f"systemd-analyze security: {scores}")
+    assert set(scores) == {"e2e-engine-1/vllm.service", "e2e-engine-1/nftables.service",
+                           "e2e-edge-1/nftables.service"}
+    assert all(score <= MAX_EXPOSURE for score in scores.values()), scores
+
+
+def test_hosts_listen_only_where_the_ingress_table_says(up):
+    """Every socket listening beyond loopback is on a port the ingress table opens to that host;
+    the engine's internal ports (its workers' gloo sockets) are on loopback only."""
+    from infra.ingress import ingress
+
+    table = ingress(up.stand)
+    for h in up.stand.planned_hosts():
+        remote = up.testinfra_host(str(h.private_address))
+        allowed = {r.port for r in table if r.applies_to(h.roles)}
+        exposed = {int(s.rsplit(":", 1)[1]) for s in remote.socket.get_listening_sockets()
+                   if s.startswith("tcp://") and not s.startswith(("tcp://127.", "tcp://::1"))}
+        assert exposed <= allowed, (h.name, sorted(exposed - allowed))
+        if h.has("engine"):
+            assert exposed == {22, up.stand.engine.port}, exposed
+
+
+def test_tool_calling_request_is_answered(up):
+    """`tools` with `tool_choice: auto` (the OpenAI client's tool calling): 200, with a tool call or text."""
+    tools = [{"type": "function", "function": {
+        "name": "get_order_status", "description": "Status of a customer's order",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}}}]
+    answer = chat(up, "Where is my order 42-17?", tools=tools, tool_choice="auto")
+    message = answer["choices"][0]["message"]
+    assert message.get("tool_calls") or (message.get("content") or "").strip(), message
 
 
 def test_listens_only_on_private_address(up, host):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from infra.artifacts import stop_daemon
 from infra.artifacts.s3 import S3Endpoint
+from infra.errors import StandError
 
 # weed's admin worker dials admin.port + 10000 whatever -admin.port.grpc says (4.48), so the admin
 # gRPC port is always the HTTP one plus this offset.
@@ -37,7 +38,7 @@ ACCESS_KEY_CHARS = string.ascii_uppercase + string.digits
 SECRET_KEY_CHARS = string.ascii_letters + string.digits
 
 
-class SeaweedError(RuntimeError):
+class SeaweedError(StandError):
     """weed could not be found or started; the message names the fix."""
 
 
