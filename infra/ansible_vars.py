@@ -36,7 +36,7 @@ def lookup_resolver(stand: Stand) -> SecretResolver:
     def resolver(path: str, _ref) -> str:
         if not SECRET_PATH.match(path):
             raise ValueError(f"{path!r} is not a secret path")
-        return "{{ lookup('%s', '%s', stack=stand_secret_source) }}" % (LOOKUP, path)
+        return "{{ lookup('" + LOOKUP + "', '" + path + "', stack=stand_secret_source) }}"
 
     return resolver
 

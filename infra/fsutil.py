@@ -16,9 +16,16 @@ from pathlib import Path
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) as 0700; tighten it if it exists with wider modes."""
+    """Create ``path`` and every missing parent as 0700 (mkdir's ``mode`` covers only the leaf);
+    tighten ``path`` itself if it exists with wider modes. Existing parents are left alone."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path

@@ -14,6 +14,15 @@ def state_dir(stack: str) -> Path:
     return root / stack
 
 
+def private_state(stack: str) -> Path:
+    """The stand's state dir, created if needed; it and the state root are 0700 (secrets live there)."""
+    from infra.fsutil import private_dir
+
+    directory = state_dir(stack)
+    private_dir(directory.parent)
+    return private_dir(directory)
+
+
 def cache_dir() -> Path:
     """Rootfs, wheelhouse and converted models, reused by every stand and clone on this machine."""
     base = os.environ.get("STAND_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llm-stands"

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra.config import load_stand  # noqa: E402
-from infra.local import stand as local  # noqa: E402
 from infra.driver.progress import Phases  # noqa: E402
+from infra.local import stand as local  # noqa: E402
 
 
 def timed_up(stand) -> tuple[dict[str, float], float]:

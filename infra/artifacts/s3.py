@@ -8,10 +8,10 @@ the bucket, what went wrong and the fix, instead of a botocore traceback.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 import boto3
 from boto3.exceptions import Boto3Error

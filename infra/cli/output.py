@@ -11,7 +11,8 @@ import functools
 import json
 import math
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console

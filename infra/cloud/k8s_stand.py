@@ -10,8 +10,17 @@ import pulumi_kubernetes as k8s
 from infra import PROJECT, catalog, engine
 from infra.cloud import common
 from infra.cloud.k8s_cluster import GPU_NODE_SELECTOR, GPU_TAINT, ClusterArgs, ManagedCluster, NodeShape
-from infra.cloud.k8s_workloads import (MODEL_DIR, Engine, EngineArgs, Gateway, GatewayArgs, GpuOperator,
-                                       GpuOperatorArgs, ModelSync, litellm_config)
+from infra.cloud.k8s_workloads import (
+    MODEL_DIR,
+    Engine,
+    EngineArgs,
+    Gateway,
+    GatewayArgs,
+    GpuOperator,
+    GpuOperatorArgs,
+    ModelSync,
+    litellm_config,
+)
 from infra.cloud.network import Network
 from infra.cloud.providers import provider_for
 from infra.cloud.secret_refs import SecretSource

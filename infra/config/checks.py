@@ -137,6 +137,9 @@ def _licence(stand: Stand) -> list[Problem]:
     problems = []
     model = stand.model
     family = cat.families.get(model.family or "")
+    if model.family and family is None:
+        problems.append(Problem(field("model.family"), f"unknown model family {model.family}",
+                                f"use one of {', '.join(cat.families)} (infra/catalogs/model_families.yaml), or remove it"))
     if family and family.licence != model.licence:
         problems.append(Problem(field("model.licence"), f"the {model.family} family is licensed {family.licence}",
                                 f"set model.licence: {family.licence}"))

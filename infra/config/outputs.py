@@ -104,7 +104,9 @@ def parse_outputs(stand: Stand, data: dict, source: str) -> StackOutputs:
 def write_outputs(outputs: StackOutputs) -> Path:
     """Write a stand's outputs file (0600: it holds the mirror's keys), atomically."""
     from infra.fsutil import write_private
+    from infra.paths import private_state
 
+    private_state(outputs.stand)
     path = outputs_path(outputs.stand)
     write_private(path, json.dumps(outputs.as_json(), indent=2) + "\n")
     return path

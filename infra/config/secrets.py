@@ -14,8 +14,9 @@ import os
 import re
 import secrets as _random
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -75,7 +76,10 @@ def resolve(ref: SecretRef, *, path: str, stack: str, state_dir: Path) -> str:
             raise SecretUnavailable(f"{path}: environment variable {ref.env} is not set; export it before running")
         return value
     if ref.generated:
-        return _generated(state_dir / "secrets" / path)
+        from infra.fsutil import private_dir
+
+        private_dir(state_dir.parent)  # the state root and the stand's dir: 0700, like the secrets dir
+        return _generated(private_dir(state_dir) / "secrets" / path)
     return _from_pulumi(stack, path)
 
 

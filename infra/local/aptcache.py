@@ -18,6 +18,12 @@ from .system import PrerequisiteError, run
 
 PORT = 3142
 _SUPPORT_DIR = Path("/usr/lib/apt-cacher-ng")
+# Debian security mirrors, all served as one backend: "<paths it answers> ; <upstream URLs>".
+_SECURITY_REMAP = " ".join([
+    "security.debian.org", "security.debian.org/debian-security", "deb.debian.org/debian-security",
+    "/debian-security", "cdn-fastly.deb.debian.org/debian-security", ";",
+    "deb.debian.org/debian-security", "security.debian.org", "cdn-fastly.deb.debian.org/debian-security",
+])
 _SOURCES = Path("/etc/apt/sources.list")
 _SOURCES_D = Path("/etc/apt/sources.list.d")
 
@@ -134,7 +140,7 @@ PidFile: {self.state_dir / 'acng-internal.pid'}
 BindAddress: {self.address}
 Port: {PORT}
 Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
-Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security /debian-security cdn-fastly.deb.debian.org/debian-security ; deb.debian.org/debian-security security.debian.org cdn-fastly.deb.debian.org/debian-security
+Remap-secdeb: {_SECURITY_REMAP}
 ExThreshold: 4
 FollowIndexFileRemoval: 1
 ReportPage: acng-report.html

@@ -36,13 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from infra.errors import StandError
+
 from . import network as net
 from .aptcache import PORT as APT_PORT
 from .aptcache import AptCache
 from .pidfile import Daemon
 from .rootfs import default_cache_dir, ensure_rootfs
 from .system import mounts, require_root, run, safe_rmtree, unmount_under, which_or_fail
-from infra.errors import StandError
 
 CGROUP_GROUP = "llm-stands"  # our subtree in each cgroup hierarchy
 # nspawn's runtime files; /run is not a tmpfs on these machines, so they outlive the host.

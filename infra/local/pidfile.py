@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
 from infra.errors import StandError
 
 Ready = None | int | tuple[str, int] | Callable[[], bool]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import json
-import os
 import random
 import secrets
 import shutil
@@ -30,6 +29,8 @@ from pathlib import Path
 from infra.artifacts import stop_daemon
 from infra.artifacts.s3 import S3Endpoint
 from infra.errors import StandError
+from infra.fsutil import private_dir
+from infra.fsutil import write_private as _write_private
 
 # weed's admin worker dials admin.port + 10000 whatever -admin.port.grpc says (4.48), so the admin
 # gRPC port is always the HTTP one plus this offset.
@@ -62,20 +63,16 @@ class SeaweedPorts:
         return [*astuple(self), self.admin_grpc]
 
     @classmethod
-    def block(cls, s3: int) -> "SeaweedPorts":
+    def block(cls, s3: int) -> SeaweedPorts:
         """S3 on ``s3``, the other services on the next eight ports."""
         return cls(*range(s3, s3 + len(fields(cls))))
 
     @classmethod
-    def free(cls, address: str = "127.0.0.1") -> "SeaweedPorts":
+    def free(cls, address: str = "127.0.0.1") -> SeaweedPorts:
         """Ports that are free on ``address`` right now (for tests next to a running stand)."""
         admin = _free_pair(address, ADMIN_GRPC_OFFSET)
         others = _free_ports(address, len(fields(cls)) - 1, avoid={admin, admin + ADMIN_GRPC_OFFSET})
         return cls(*others, admin)
-
-
-# The local stand: S3 on its usual 8333; tests use SeaweedPorts.free() so both can run at once.
-STAND_PORTS = SeaweedPorts.block(8333)
 
 
 def _bind_error(address: str, port: int) -> int | None:
@@ -152,16 +149,6 @@ def _token(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret-bearing file 0600, atomically (a crash never leaves half a key)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
-
-
 class SeaweedServer:
     """One ``weed mini`` under a PID file in ``state_dir/name``; data survives restarts."""
 
@@ -170,7 +157,7 @@ class SeaweedServer:
         state_dir: Path,
         *,
         address: str = "127.0.0.1",
-        ports: SeaweedPorts = STAND_PORTS,
+        ports: SeaweedPorts,  # the local stand's block (infra.local.stand); tests use SeaweedPorts.free()
         name: str = "seaweedfs",
         region: str = "us-east-1",
     ):
@@ -190,7 +177,7 @@ class SeaweedServer:
         if self.credentials_path.exists():
             data = json.loads(self.credentials_path.read_text())
             return data["access_key"], data["secret_key"]
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.dir)
         access, secret = _token(ACCESS_KEY_CHARS, 20), _token(SECRET_KEY_CHARS, 40)
         _write_private(self.credentials_path, json.dumps({"access_key": access, "secret_key": secret}) + "\n")
         return access, secret
@@ -247,7 +234,7 @@ class SeaweedServer:
         try:
             client(self.endpoint, connect_timeout=1, read_timeout=2, attempts=1).list_buckets()
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure of the probe means "not ready yet"
             return False
 
     def _refuse_unusable_ports(self, grace: float = 10.0) -> None:

@@ -169,11 +169,10 @@ def up(stand: Stand, phases: Phases) -> tuple[StackOutputs, dict]:
     from infra.artifacts import model as model_art
     from infra.artifacts import s3, wheelhouse
     from infra.driver.site import run_site, smoke
-    from infra.fsutil import private_dir
     from infra.local.hosts import HostSpec
 
     layout = LocalLayout(stand)
-    private_dir(layout.state)
+    paths.private_state(stand.stack)
     hosts = _hosts(layout, phases)
 
     with phases.phase("hosts: systemd-nspawn machines on the stand's bridge"):

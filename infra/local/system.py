@@ -13,6 +13,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+
 from infra.errors import StandError
 
 

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.artifacts.s3 import S3Endpoint, client
-from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.backend import KEY_HINTS, BackendError, init_backend, login_line
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 
 OTHER_BUCKET = "others-state"
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.cli import app
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 
 
 def run(*args: str, env: dict | None = None):

@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from infra.artifacts import s3
 from infra.artifacts.model import MANIFEST, pull_model
-from infra.local.seaweed import SeaweedPorts, SeaweedServer
 from infra.cli import app
 from infra.config import load_stand
 from infra.config.contract import Mirror
 from infra.config.outputs import model_outputs
+from infra.local.seaweed import SeaweedPorts, SeaweedServer
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from infra.ingress import DCGM_EXPORTER_PORT, GATEWAY_NODE_PORT, K8S_API_PORTS, K8S_POD_CIDR, K8S_SERVICE_CIDR, NODE_EXPORTER_PORT
+from infra.ingress import (
+    DCGM_EXPORTER_PORT,
+    GATEWAY_NODE_PORT,
+    K8S_API_PORTS,
+    K8S_POD_CIDR,
+    K8S_SERVICE_CIDR,
+    NODE_EXPORTER_PORT,
+)
 
 from .policy import ingress, public_addresses, vms
-
 
 # Cluster-internal sources on Kubernetes nodes (Yandex MK8s needs them open to each other).
 K8S_INTERNAL = {"self_security_group", "loadbalancer_healthchecks", K8S_POD_CIDR, K8S_SERVICE_CIDR}

@@ -7,8 +7,8 @@ import pytest
 from infra.cloud.mocks import fake_id
 from infra.config.checks import resolve_offer
 
-from .conftest import run_of, variation
 from . import test_policy as policy_checks
+from .conftest import run_of, variation
 from .policy import ingress, vms
 
 KEYS = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKey000000000000000000000000000000000 ops@example"]

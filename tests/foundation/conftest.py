@@ -46,3 +46,15 @@ def variant(tmp_path):
         return path
 
     return make
+
+
+def variation_of(base: str, **sections):
+    """A Stand parsed from ``base``'s stack file with whole sections replaced (not checked)."""
+    import copy
+
+    from infra.config.loader import parse_stand, stack_path
+
+    config = copy.deepcopy(yaml.safe_load(stack_path(base).read_text())["config"])
+    for name, value in sections.items():
+        config[f"llm-stands:{name}"] = value
+    return parse_stand(config, base)

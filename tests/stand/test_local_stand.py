@@ -295,6 +295,19 @@ def test_tool_calling_request_is_answered(up):
     assert message.get("tool_calls") or (message.get("content") or "").strip(), message
 
 
+def test_every_parser_the_catalog_names_exists_in_the_pinned_engine(host):
+    """infra/catalogs/model_families.yaml names vLLM's parsers; the installed engine has each one."""
+    from infra import catalog
+
+    probe = ("import json; from vllm.tool_parsers import ToolParserManager as T; "
+             "from vllm.reasoning import ReasoningParserManager as R; "
+             "print(json.dumps([T.list_registered(), R.list_registered()]))")
+    tools, reasoning = json.loads(host.check_output(f"/opt/vllm/venv/bin/python -c '{probe}'"))
+    families = catalog.load().families.values()
+    assert {f.tool_call_parser for f in families if f.tool_call_parser} <= set(tools)
+    assert {f.reasoning_parser for f in families if f.reasoning_parser} <= set(reasoning)
+
+
 def test_listens_only_on_private_address(up, host):
     listening = [s for s in host.socket.get_listening_sockets() if s.endswith(":8000")]
     assert listening == [f"tcp://{up.address}:8000"]
@@ -377,7 +390,7 @@ def test_new_weights_version_switches_current_and_restarts_engine(up, host, tmp_
 
     result = up.run_site()
     assert result.ok, result.failures
-    assert any(h.endswith("restart vllm") for h in result.handlers), result.handlers
+    assert any(h.endswith("Restart vllm") for h in result.handlers), result.handlers
     assert result.changed["e2e-edge-1"] == 0, result.changed  # nothing of the edge host depends on weights
     current = host.check_output(f"readlink {model_dir(up)}/current").strip()
     assert current == f"versions/{hashlib.sha256(new_manifest).hexdigest()}" != current_before

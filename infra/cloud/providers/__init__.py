@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import pulumi
 
 if TYPE_CHECKING:
-    from infra.cloud.hosts import HostsArgs, Image, Machine
+    from infra.cloud.hosts import HostsArgs, Image
     from infra.cloud.k8s_cluster import ClusterArgs
     from infra.cloud.network import NetworkArgs
     from infra.cloud.settings import CloudSettings

@@ -377,7 +377,7 @@ def cmd_sync_hf(args) -> dict:
             downloaded.append(rel)
         if problems:
             raise VerificationError(problems)
-        manifest = ("\n".join(sorted(lines, key=lambda l: l[66:])) + "\n").encode()
+        manifest = ("\n".join(sorted(lines, key=lambda line: line[66:])) + "\n").encode()
         entries = parse_manifest(manifest.decode())
         verify_dir(vdir, entries)
         if not manifest_path.exists() or manifest_path.read_bytes() != manifest:
